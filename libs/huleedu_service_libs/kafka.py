@@ -1,0 +1,35 @@
+"""The faust app factory: raw bytes in (services decode and park themselves), fast group joins, no side topics."""
+
+from __future__ import annotations
+
+import faust
+
+
+def create_faust_app(
+    app_id: str,
+    bootstrap_servers: str,
+    *,
+    session_timeout_seconds: float = 10.0,
+    rebalance_timeout_seconds: float = 10.0,
+) -> faust.App:
+    """A faust app whose consumer group is `app_id`.
+
+    Values and keys stay raw bytes so that undecodable records can be parked as they arrived. The
+    leader topic, the web server and topic declaration are off: the broker's topics are created by
+    their owners (or the local stack), never by this consumer.
+    """
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_enabled=False,
+        autodiscover=False,
+        store="memory://",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session_timeout_seconds,
+        broker_rebalance_timeout=rebalance_timeout_seconds,
+        broker_heartbeat_interval=max(session_timeout_seconds / 10, 0.5),
+    )

@@ -1,0 +1,150 @@
+"""`python -m local_stack up|down|status|env` (also the `stack` console script)."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from types import ModuleType
+
+from local_stack import kafka, postgres, redis, state, system
+from local_stack.state import ENV_KEYS, StackError
+
+SERVERS: tuple[ModuleType, ...] = (kafka, postgres, redis)
+
+
+class StackFailed(RuntimeError):
+    """`up` failed; the message holds every failing part's reason and log tail."""
+
+    def __init__(self, errors: list[StackError]) -> None:
+        super().__init__("\n".join(e.report() for e in errors))
+        self.errors = errors
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One `up`/`down` at a time (parallel test workers may call ensure_stack together)."""
+    folder = state.state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _in_parallel(calls: list[Callable[[], object]]) -> list[StackError]:
+    errors: list[StackError] = []
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        for future in [pool.submit(call) for call in calls]:
+            try:
+                future.result()
+            except StackError as exc:
+                errors.append(exc)
+            except Exception as exc:
+                errors.append(StackError("stack", f"{type(exc).__name__}: {exc}"))
+    return errors
+
+
+def up() -> dict[str, str]:
+    """Start (or reuse) Kafka, PostgreSQL and Redis; write and return the env settings."""
+    with _locked():
+        missing = []
+        if postgres.bin_dir() is None:
+            missing.append("postgresql")
+        if redis.binary() is None:
+            missing.append("redis-server")
+        try:
+            system.apt_install("packages", missing)
+        except StackError as exc:
+            raise StackFailed([exc]) from exc
+        ports = state.allocate_ports([name for server in SERVERS for name in server.PORTS])
+        errors = _in_parallel([partial(server.up, ports) for server in SERVERS])
+        if errors:
+            raise StackFailed(errors)
+        values = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers(ports["kafka"]),
+            "DATABASE_URL": postgres.url(ports["postgres"]),
+            "REDIS_URL": redis.url(ports["redis"]),
+        }
+        path = state.write_env_file(values)
+        state.say("stack", f"ready; settings in {path}")
+        return values
+
+
+def down(purge: bool = False) -> None:
+    """Stop exactly what `up` started (by pid); with purge, delete the state folder too."""
+    with _locked():
+        errors = _in_parallel([server.down for server in SERVERS])
+        if errors:
+            raise StackFailed(errors)
+        if purge:
+            shutil.rmtree(state.state_dir(), ignore_errors=True)
+            state.say("stack", f"removed {state.state_dir()}")
+
+
+def ensure_stack() -> dict[str, str]:
+    """The three settings: taken from os.environ when ALL are set there (nothing is
+    started), else from the local stack, started or reused with `up`."""
+    if all(os.environ.get(key) for key in ENV_KEYS):
+        return {key: os.environ[key] for key in ENV_KEYS}
+    return up()
+
+
+def _status() -> int:
+    all_running = True
+    for server in SERVERS:
+        running, pid, port = server.status()
+        all_running = all_running and running
+        word = "running" if running else "stopped"
+        print(f"{server.NAME:<9} {word:<8} pid {pid or '-':<8} port {port or '-'}")
+    path = state.env_file()
+    print(f"env file  {path}{'' if path.is_file() else ' (missing)'}")
+    return 0 if all_running else 1
+
+
+def _env() -> int:
+    values = state.read_env_file()
+    if not values:
+        print(
+            f"no env file at {state.env_file()}; run `python -m local_stack up`",
+            file=sys.stderr,
+        )
+        return 1
+    for key, value in values.items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stack", description="Local Kafka + PostgreSQL + Redis.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start (or reuse) the servers; write the env file")
+    down_cmd = commands.add_parser("down", help="stop the servers started by `up`")
+    down_cmd.add_argument("--purge", action="store_true", help="also delete the state folder")
+    commands.add_parser("status", help="per server: running/stopped, pid, port")
+    commands.add_parser("env", help="print `export KEY=VALUE` lines of the env file")
+    args = parser.parse_args(argv)
+    # the broker refuses connections while it starts; those retries are expected
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        if args.command == "up":
+            up()
+        elif args.command == "down":
+            down(purge=args.purge)
+        elif args.command == "status":
+            return _status()
+        else:
+            return _env()
+    except StackFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0

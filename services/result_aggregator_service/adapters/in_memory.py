@@ -1,0 +1,101 @@
+"""In-memory unit of work: the same contract as the PostgreSQL one, for fast tests of the service layer."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.service_layer.ports import BatchChange, ParkReason, RawRecord
+
+
+@dataclass
+class InMemoryStore:
+    """What a database would hold, shared by the units of work of one test."""
+
+    batches: dict[str, BatchResult] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    claims: dict[UUID, RawRecord] = field(default_factory=dict)
+    parked: list[tuple[RawRecord, ParkReason, str, UUID | None]] = field(default_factory=list)
+
+
+class InMemoryBatchRepository:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self.saved: dict[str, BatchResult] = {}
+
+    async def load(self, batch_ids: Collection[str]) -> None:
+        return None
+
+    async def get(self, batch_id: str) -> BatchResult:
+        return self.saved.get(batch_id) or self._store.batches.get(batch_id) or BatchResult(batch_id)
+
+    def save(self, batch: BatchResult) -> None:
+        self.saved[batch.batch_id] = batch
+
+    async def current(self, batch_ids: Collection[str]) -> list[BatchChange]:
+        return [self.change_of(self._store.batches[b]) for b in batch_ids if b in self._store.batches]
+
+    def change_of(self, batch: BatchResult, *before: BatchResult | None) -> BatchChange:
+        users = {b.registration.user_id for b in (*before, batch) if b is not None and b.registration is not None}
+        return BatchChange(batch.batch_id, self._store.versions.get(batch.batch_id, 0), frozenset(users))
+
+
+class InMemoryParkedEventStore:
+    def __init__(self, pending: list[tuple[RawRecord, ParkReason, str, UUID | None]]) -> None:
+        self._pending = pending
+
+    async def park(self, record: RawRecord, reason: ParkReason, error: str, event_id: UUID | None = None) -> None:
+        self._pending.append((record, reason, error, event_id))
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._claims: dict[UUID, RawRecord] = {}
+        self._parked: list[tuple[RawRecord, ParkReason, str, UUID | None]] = []
+        self.batches = InMemoryBatchRepository(store)
+        self.parked = InMemoryParkedEventStore(self._parked)
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.rollback()
+
+    async def claim(self, claims: Sequence[tuple[UUID, RawRecord]]) -> set[UUID]:
+        fresh = {event_id: record for event_id, record in claims if event_id not in self._store.claims}
+        self._claims.update(fresh)
+        return set(fresh)
+
+    async def applied(self, event_ids: Collection[UUID]) -> set[UUID]:
+        return {event_id for event_id in event_ids if event_id in self._store.claims}
+
+    async def commit(self) -> list[BatchChange]:
+        changes = []
+        for batch_id, batch in self.batches.saved.items():
+            before = self._store.batches.get(batch_id)
+            if batch == before:
+                continue
+            self._store.batches[batch_id] = batch
+            self._store.versions[batch_id] = self._store.versions.get(batch_id, 0) + 1
+            changes.append(self.batches.change_of(batch, before))
+        self._store.claims.update(self._claims)
+        self._store.parked.extend(self._parked)
+        self._discard_pending()
+        self.committed = True
+        return changes
+
+    async def rollback(self) -> None:
+        self._discard_pending()
+
+    def _discard_pending(self) -> None:
+        self._claims.clear()
+        self._parked.clear()
+        self.batches.saved.clear()

@@ -1,0 +1,79 @@
+"""Parked events: bad input kept with its raw bytes until an operator replays or discards it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from result_aggregator_service.adapters.tables import parked_events
+from result_aggregator_service.service_layer.ports import ParkReason, RawRecord
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    id: int
+    record: RawRecord
+    reason: str
+    error: str
+    event_id: UUID | None
+    state: str
+    parked_at: datetime
+
+
+class SqlAlchemyParkedEventStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def park(self, record: RawRecord, reason: ParkReason, error: str, event_id: UUID | None = None) -> None:
+        await self._session.execute(
+            insert(parked_events)
+            .values(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=_headers_to_json(record.headers),
+                reason=reason.value,
+                error=error,
+                event_id=event_id,
+            )
+            .on_conflict_do_nothing(constraint="uq_parked_events_record")
+        )
+
+    async def list(self, state: str = "parked", limit: int = 100) -> list[ParkedEvent]:
+        rows = await self._session.execute(
+            select(parked_events).where(parked_events.c.state == state).order_by(parked_events.c.id).limit(limit)
+        )
+        return [_parked(row._mapping) for row in rows]
+
+    async def get(self, parked_id: int) -> ParkedEvent | None:
+        row = (await self._session.execute(select(parked_events).where(parked_events.c.id == parked_id))).first()
+        return _parked(row._mapping) if row else None
+
+    async def resolve(self, parked_id: int, state: str) -> bool:
+        """Mark a parked event `replayed` or `discarded`; False if it was not parked."""
+        result = await self._session.execute(
+            update(parked_events)
+            .where(parked_events.c.id == parked_id, parked_events.c.state == "parked")
+            .values(state=state, resolved_at=func.now())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _headers_to_json(headers: Sequence[tuple[str, bytes]]) -> list[dict[str, str]]:
+    return [{"key": key, "value_b64": base64.b64encode(value or b"").decode()} for key, value in headers]
+
+
+def _parked(row: Any) -> ParkedEvent:
+    headers = tuple((h["key"], base64.b64decode(h["value_b64"])) for h in row["headers"])
+    record = RawRecord(row["topic"], row["partition"], row["offset"], row["key"], row["value"], headers)
+    return ParkedEvent(row["id"], record, row["reason"], row["error"], row["event_id"], row["state"], row["parked_at"])

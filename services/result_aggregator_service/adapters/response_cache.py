@@ -1,0 +1,123 @@
+"""Redis: the API-level response cache, its invalidation with change notices, and the seen-event hints.
+
+Key scheme (one place): `ras:batch:{batch_id}` holds a batch's cached response; `ras:user:{user_id}` is a
+hash of the user's cached list pages. Each has a generation counter (`ras:gen:...`) that invalidation
+bumps: a reader that started before an invalidation cannot put its older answer back (`fill` is a
+compare-and-set on the generation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Final
+from uuid import UUID
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from huleedu_service_libs.retry import Backoff, retry_forever
+from result_aggregator_service.service_layer.ports import BatchChange
+
+CHANGES_CHANNEL: Final = "ras:changes"
+_log = structlog.get_logger(__name__)
+
+# KEYS[1] value key, KEYS[2] generation key; ARGV: expected generation, field ("" for a plain key), value, ttl
+_FILL_IF_CURRENT: Final = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return 1
+"""
+
+
+def is_redis_unavailable(error: BaseException) -> bool:
+    return isinstance(error, RedisError | OSError)
+
+
+def batch_key(batch_id: str) -> str:
+    return f"ras:batch:{batch_id}"
+
+
+def user_key(user_id: str) -> str:
+    return f"ras:user:{user_id}"
+
+
+def _generation_key(key: str) -> str:
+    return f"ras:gen:{key.removeprefix('ras:')}"
+
+
+class RedisResponseCache:
+    def __init__(self, redis: Redis, ttl_seconds: int, backoff: Backoff) -> None:
+        self._redis = redis
+        self._ttl = ttl_seconds
+        self._backoff = backoff
+
+    async def read(self, key: str, page: str = "") -> tuple[bytes | None, str]:
+        """The cached value (None on a miss) and the generation to hand back to `fill`."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(key, page) if page else pipe.get(key)
+        pipe.get(_generation_key(key))
+        value, generation = await pipe.execute()
+        return value, (generation.decode() if generation else "0")
+
+    async def fill(self, key: str, generation: str, value: bytes, page: str = "") -> bool:
+        """Cache `value` unless the key was invalidated since `read` returned `generation`."""
+        keys = [key, _generation_key(key)]
+        stored = await self._redis.eval(_FILL_IF_CURRENT, 2, *keys, generation, page, value, self._ttl)
+        return bool(stored)
+
+    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+        """Drop every cached response the changes touch, then announce them. Retried until Redis answers:
+        consumption pauses rather than letting an offset pass a stale cache entry."""
+        if changes:
+            await retry_forever(lambda: self._invalidate(changes), is_redis_unavailable, self._backoff, _log)
+
+    async def _invalidate(self, changes: Sequence[BatchChange]) -> None:
+        keys = [batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids]
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(*keys)
+        for key in keys:
+            pipe.incr(_generation_key(key))
+            pipe.expire(_generation_key(key), self._ttl * 2)
+        for change in changes:
+            pipe.publish(CHANGES_CHANNEL, json.dumps({"batch_id": change.batch_id, "version": change.version}))
+        await pipe.execute()
+
+
+class RedisSeenEventHints:
+    """The fast-path duplicate check. Only a hint: a Redis failure costs the shortcut, nothing else."""
+
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+        self._redis = redis
+        self._ttl = ttl_seconds
+
+    async def seen(self, event_ids: Collection[UUID]) -> set[UUID]:
+        if not event_ids:
+            return set()
+        ids = list(event_ids)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.exists(f"ras:seen:{event_id}")
+            found = await pipe.execute()
+        except (RedisError, OSError) as error:
+            _log.warning("seen_hints_unavailable", error=str(error))
+            return set()
+        return {event_id for event_id, hit in zip(ids, found, strict=True) if hit}
+
+    async def remember(self, event_ids: Collection[UUID]) -> None:
+        if not event_ids:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.set(f"ras:seen:{event_id}", b"1", ex=self._ttl)
+            await pipe.execute()
+        except (RedisError, OSError) as error:
+            _log.warning("seen_hints_unavailable", error=str(error))

@@ -1,0 +1,120 @@
+"""The PostgreSQL read model (SQLAlchemy Core tables; Alembic migrations mirror them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("batch_id", String(255), primary_key=True),
+    Column("is_registered", Boolean, nullable=False, server_default=text("false")),
+    Column("user_id", String(255)),
+    Column("org_id", String(255)),
+    Column("class_id", String(255)),
+    Column("course_code", String(16)),
+    Column("assignment_id", String(100)),
+    Column("status", String(64), nullable=False, server_default="awaiting_content_validation"),
+    Column("client_status", String(64), nullable=False, server_default="pending_content"),
+    Column("essay_count", Integer, nullable=False, server_default="0"),
+    Column("completed_essay_count", Integer, nullable=False, server_default="0"),
+    Column("failed_essay_count", Integer, nullable=False, server_default="0"),
+    Column("requested_pipeline", String(64)),
+    Column("current_phase", String(64)),
+    Column("student_prompt_ref", JSONB),
+    Column("phase_summaries", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("processing_started_at", DateTime(timezone=True)),
+    Column("processing_completed_at", DateTime(timezone=True)),
+    # bumped by every committed change: ETags and change notices carry it
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    # the whole aggregate with the stamps of its facts; the repository loads only this
+    Column("facts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+Index(
+    "ix_batches_user_created",
+    batches.c.user_id,
+    batches.c.created_at.desc(),
+    postgresql_where=batches.c.is_registered,
+)
+
+essays = Table(
+    "essays",
+    metadata,
+    Column("batch_id", String(255), nullable=False),
+    Column("essay_id", String(255), nullable=False),
+    Column("filename", Text),
+    Column("file_upload_id", String(255)),
+    Column("text_storage_id", String(255)),
+    Column("spellcheck_status", String(32)),
+    Column("spellcheck_correction_count", Integer),
+    Column("spellcheck_corrected_text_storage_id", String(255)),
+    Column("spellcheck_metrics", JSONB),
+    Column("spellcheck_error_detail", JSONB),
+    Column("cj_assessment_status", String(32)),
+    Column("cj_rank", Integer),
+    Column("cj_score", Double),
+    Column("cj_normalized_score", Double),
+    Column("cj_letter_grade", String(4)),
+    Column("cj_confidence_score", Double),
+    Column("cj_confidence_label", String(8)),
+    Column("cj_assessment_error_detail", JSONB),
+    Column("last_updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("batch_id", "essay_id"),
+    ForeignKeyConstraint(["batch_id"], ["batches.batch_id"], ondelete="CASCADE"),
+)
+
+# The idempotency truth: one row per applied event, written in the same transaction as its effect.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Bad input, kept with its raw bytes until an operator replays or discards it.
+parked_events = Table(
+    "parked_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("reason", String(32), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("event_id", UUID(as_uuid=True)),
+    Column("state", String(16), nullable=False, server_default="parked"),
+    Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("resolved_at", DateTime(timezone=True)),
+    # a record redelivered after a crash is parked once
+    UniqueConstraint("topic", "partition", "offset", name="uq_parked_events_record"),
+)
+Index("ix_parked_events_state", parked_events.c.state, parked_events.c.id)

@@ -1,0 +1,61 @@
+"""The service's one metrics registry and everything it records (worker and API alike)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from result_aggregator_service.service_layer.ingest import IngestReport
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_processed = Counter(
+            "ras_events_processed_total", "Events by topic and outcome", ["topic", "outcome"], registry=r
+        )
+        self.parked_events = Counter("ras_parked_events_total", "Parked events", ["topic", "reason"], registry=r)
+        self.micro_batch_size = Histogram(
+            "ras_micro_batch_size", "Records per micro-batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000), registry=r
+        )
+        self.micro_batch_duration = Histogram(
+            "ras_micro_batch_duration_seconds",
+            "Time to fold and commit a micro-batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_to_commit = Histogram(
+            "ras_event_to_commit_seconds", "event_timestamp to commit", ["topic"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.consumer_lag = Gauge(
+            "ras_consumer_lag", "Records behind the high watermark", ["topic", "partition"], registry=r
+        )
+        self.transient_failures = Counter(
+            "ras_transient_failures_total", "Retried transient failures", ["operation"], registry=r
+        )
+        self.http_requests = Counter(
+            "ras_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.http_latency = Histogram(
+            "ras_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_lookups = Counter("ras_cache_lookups_total", "API cache lookups", ["route", "result"], registry=r)
+
+    def observe_ingest(self, report: IngestReport, size: int, seconds: float) -> None:
+        self.micro_batch_size.observe(size)
+        self.micro_batch_duration.observe(seconds)
+        for (topic, outcome), count in report.outcomes.items():
+            self.events_processed.labels(topic, outcome).inc(count)
+        for parked in report.parked:
+            self.parked_events.labels(parked.record.topic, parked.reason.value).inc()
+        now = datetime.now(UTC)
+        for topic, event_time in report.applied_event_times:
+            self.event_to_commit.labels(topic).observe(max((now - event_time).total_seconds(), 0.0))

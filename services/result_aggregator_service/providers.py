@@ -1,0 +1,80 @@
+"""The composition root: the only place that builds engines and clients and picks the adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dishka import AnyOf, AsyncContainer, Provider, Scope, make_async_container, provide
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from huleedu_service_libs.retry import Backoff
+from result_aggregator_service.adapters.response_cache import RedisResponseCache, RedisSeenEventHints
+from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from result_aggregator_service.config import Settings
+from result_aggregator_service.metrics import ServiceMetrics
+from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
+
+
+class ServiceProvider(Provider):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    @provide(scope=Scope.APP)
+    def settings(self) -> Settings:
+        return self._settings
+
+    @provide(scope=Scope.APP)
+    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+        engine = create_async_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            pool_pre_ping=True,
+            connect_args={"timeout": 5},
+        )
+        yield engine
+        await engine.dispose()
+
+    @provide(scope=Scope.APP)
+    def session_factory(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+        return async_sessionmaker(engine, expire_on_commit=False)
+
+    @provide(scope=Scope.APP)
+    async def redis(self, settings: Settings) -> AsyncIterator[Redis]:
+        # short timeouts: an unreachable Redis must fail fast so callers fall back or retry
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        yield client
+        await client.aclose()
+
+    @provide(scope=Scope.APP)
+    def metrics(self) -> ServiceMetrics:
+        return ServiceMetrics()
+
+    @provide(scope=Scope.APP)
+    def backoff(self, settings: Settings) -> Backoff:
+        return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
+
+    @provide(scope=Scope.APP)
+    def response_cache(
+        self, redis: Redis, settings: Settings, backoff: Backoff
+    ) -> AnyOf[RedisResponseCache, ChangeSink]:
+        return RedisResponseCache(redis, settings.cache_ttl_seconds, backoff)
+
+    @provide(scope=Scope.APP)
+    def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:
+        return RedisSeenEventHints(redis, settings.seen_hint_ttl_seconds)
+
+    @provide(scope=Scope.REQUEST)
+    async def session(self, factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+        async with factory() as session:
+            yield session
+
+    @provide(scope=Scope.REQUEST)
+    def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(session)
+
+
+def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:
+    """The one container of a process (worker, API or test); `extra` adds framework providers."""
+    return make_async_container(ServiceProvider(settings), *extra)

@@ -1,0 +1,123 @@
+"""A micro-batch from the wire to the read model: decode, claim, route, commit once, then tell the caches.
+
+The caller lets the offsets go only after `process_batch` returns, so everything it wrote is committed
+and every cached response it made stale is gone by then.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from common_core.envelope import EventEnvelope
+from common_core.registry import decode_envelope
+from result_aggregator_service.domain.rules import RejectedFact
+from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC, batch_id_of
+from result_aggregator_service.service_layer.ports import (
+    BatchChange,
+    ChangeSink,
+    ParkReason,
+    RawRecord,
+    SeenEventHints,
+    UnitOfWork,
+)
+
+
+@dataclass(frozen=True)
+class Parked:
+    record: RawRecord
+    reason: ParkReason
+    error: str
+    event_id: UUID | None = None
+
+
+@dataclass
+class IngestReport:
+    """What happened to each record, for metrics and logs."""
+
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome) -> count
+    parked: list[Parked] = field(default_factory=list)
+    applied_event_times: list[tuple[str, datetime]] = field(default_factory=list)  # (topic, event_timestamp)
+    changes: list[BatchChange] = field(default_factory=list)
+
+
+Decoded = tuple[RawRecord, EventEnvelope[Any]]
+
+
+async def process_batch(
+    records: Sequence[RawRecord], uow: UnitOfWork, hints: SeenEventHints, changes: ChangeSink
+) -> IngestReport:
+    report = IngestReport()
+    decoded = _decode(records, report)
+    hinted = await hints.seen([envelope.event_id for _, envelope in decoded])
+    async with uow:
+        confirmed = await uow.applied(hinted) if hinted else set()
+        fresh = [(record, envelope) for record, envelope in decoded if envelope.event_id not in confirmed]
+        claimed = await uow.claim([(envelope.event_id, record) for record, envelope in fresh])
+        to_apply = [(record, envelope) for record, envelope in fresh if envelope.event_id in claimed]
+        duplicates = [(record, envelope) for record, envelope in decoded if envelope.event_id not in claimed]
+        await uow.batches.load({batch_id_of(envelope.data) for _, envelope in to_apply})
+        for record, envelope in to_apply:
+            await _route(record, envelope, uow, report)
+        for parked in report.parked:
+            await uow.parked.park(parked.record, parked.reason, parked.error, parked.event_id)
+        report.changes = await uow.commit()
+        # A redelivered event may follow a crash between commit and invalidation: announce its batch again.
+        redelivered = {batch_id_of(envelope.data) for _, envelope in duplicates} - {c.batch_id for c in report.changes}
+        report.changes += await uow.batches.current(redelivered)
+    for record, _ in duplicates:
+        report.outcomes[record.topic, "duplicate"] += 1
+    await changes.batches_changed(report.changes)
+    await hints.remember([envelope.event_id for _, envelope in decoded])
+    return report
+
+
+async def park_unprocessable(record: RawRecord, error: BaseException, uow: UnitOfWork) -> IngestReport:
+    """Keep a record whose processing fails for a reason retrying will not cure."""
+    report = IngestReport()
+    _park(report, Parked(record, ParkReason.INTERNAL, f"{type(error).__name__}: {error}"))
+    async with uow:
+        await uow.parked.park(record, ParkReason.INTERNAL, report.parked[0].error)
+        await uow.commit()
+    return report
+
+
+def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]:
+    decoded: dict[UUID, Decoded] = {}
+    for record in records:
+        try:
+            envelope = decode_envelope(record.topic, record.value)
+        except KeyError:
+            _park(report, Parked(record, ParkReason.UNKNOWN_TOPIC, f"no handler for topic {record.topic!r}"))
+            continue
+        except ValidationError as error:
+            undecodable = any(e["type"] == "json_invalid" for e in error.errors())
+            reason = ParkReason.UNDECODABLE if undecodable else ParkReason.SCHEMA_INVALID
+            _park(report, Parked(record, reason, str(error)))
+            continue
+        if envelope.event_id in decoded:  # the same event twice in one micro-batch
+            report.outcomes[record.topic, "duplicate"] += 1
+            continue
+        decoded[envelope.event_id] = (record, envelope)
+    return list(decoded.values())
+
+
+async def _route(record: RawRecord, envelope: EventEnvelope[Any], uow: UnitOfWork, report: IngestReport) -> None:
+    try:
+        await HANDLERS_BY_TOPIC[record.topic](envelope, uow)
+    except RejectedFact as error:
+        _park(report, Parked(record, ParkReason.REJECTED, str(error), envelope.event_id))
+        return
+    report.outcomes[record.topic, "success"] += 1
+    report.applied_event_times.append((record.topic, envelope.event_timestamp))
+
+
+def _park(report: IngestReport, parked: Parked) -> None:
+    report.parked.append(parked)
+    report.outcomes[parked.record.topic, "parked"] += 1

@@ -1,0 +1,101 @@
+"""The roles the service layer needs from the outside world; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from result_aggregator_service.domain.model import BatchResult
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One Kafka record exactly as it arrived."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None
+
+
+class ParkReason(StrEnum):
+    UNDECODABLE = "undecodable"
+    SCHEMA_INVALID = "schema_invalid"
+    UNKNOWN_TOPIC = "unknown_topic"
+    REJECTED = "rejected"
+    INTERNAL = "internal"  # an unexpected, non-transient failure while applying the event
+
+
+@dataclass(frozen=True)
+class BatchChange:
+    """A committed change to one batch: what the caches and change listeners need to know."""
+
+    batch_id: str
+    version: int
+    user_ids: frozenset[str] = field(default_factory=frozenset)
+
+
+class BatchRepository(Protocol):
+    async def load(self, batch_ids: Collection[str]) -> None:
+        """Fetch (and lock, where the store can) these batches for this unit of work."""
+
+    async def get(self, batch_id: str) -> BatchResult:
+        """The batch as this unit of work sees it; an empty one if nothing is known about it yet."""
+
+    def save(self, batch: BatchResult) -> None:
+        """Keep the new state; it is written when the unit of work commits."""
+
+    async def current(self, batch_ids: Collection[str]) -> list[BatchChange]:
+        """The committed version and owner of these batches (those that exist), without locking them."""
+
+
+class ParkedEventStore(Protocol):
+    async def park(self, record: RawRecord, reason: ParkReason, error: str, event_id: UUID | None = None) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: the effects of a micro-batch and the claims of its events, all or nothing."""
+
+    @property
+    def batches(self) -> BatchRepository: ...
+
+    @property
+    def parked(self) -> ParkedEventStore: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def claim(self, claims: Sequence[tuple[UUID, RawRecord]]) -> set[UUID]:
+        """Record these events as applied; return the ids not recorded before (the rest are duplicates)."""
+
+    async def applied(self, event_ids: Collection[UUID]) -> set[UUID]:
+        """Which of these events were applied already (read-only; confirms the fast-path hints)."""
+
+    async def commit(self) -> list[BatchChange]:
+        """Write the saved batches and commit; return what changed."""
+
+    async def rollback(self) -> None: ...
+
+
+class SeenEventHints(Protocol):
+    """A fast, untrusted memory of applied event ids (a hit is confirmed by UnitOfWork.applied)."""
+
+    async def seen(self, event_ids: Collection[UUID]) -> set[UUID]: ...
+
+    async def remember(self, event_ids: Collection[UUID]) -> None: ...
+
+
+class ChangeSink(Protocol):
+    """Told after a commit, before the offsets move: drop cached responses, announce the changes."""
+
+    async def batches_changed(self, changes: Sequence[BatchChange]) -> None: ...
