@@ -2,40 +2,65 @@
 
 from __future__ import annotations
 
-import logging
-import sys
+import logging.config
+from typing import Any
 
 import structlog
 
 
-def configure_logging(service_name: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library (faust, aiokafka, hypercorn) through one JSON renderer.
+def logging_config(service_name: str, level: str = "INFO", json: bool = True) -> dict[str, Any]:
+    """A `logging.config.dictConfig` that renders the standard library's records (faust, aiokafka,
+    hypercorn) and structlog's alike. Frameworks that configure logging themselves take it too."""
 
-    Bind request- or event-scoped fields with `structlog.contextvars.bound_contextvars(correlation_id=...)`.
-    """
-    shared: list[structlog.types.Processor] = [
+    def add_service(_: Any, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+        event.setdefault("service", service_name)
+        return event
+
+    pre_chain: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.dict_tracebacks if json else structlog.dev.set_exc_info,
-        lambda _, __, event: {**event, "service": service_name},
+        add_service,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    tracebacks = [structlog.processors.dict_tracebacks] if json else []
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "foreign_pre_chain": pre_chain,
+                "processors": [*tracebacks, structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            }
+        },
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "formatter": "structured", "stream": "ext://sys.stdout"}
+        },
+        "root": {"level": level.upper(), "handlers": ["stdout"]},
+    }
+
+
+def configure_logging(service_name: str, level: str = "INFO", json: bool = True) -> dict[str, Any]:
+    """Configure structlog and the standard library; returns the dictConfig for frameworks that want it.
+
+    Bind request- or event-scoped fields with `structlog.contextvars.bound_contextvars(correlation_id=...)`.
+    """
+    config = logging_config(service_name, level, json)
+    logging.config.dictConfig(config)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
-        )
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    return config

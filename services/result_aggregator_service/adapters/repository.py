@@ -75,9 +75,7 @@ class SqlAlchemyBatchRepository:
                 "version": batches.c.version + 1,
             },
         ).returning(batches.c.batch_id, batches.c.version)
-        versions: dict[str, int] = dict(
-            (await self._session.execute(upsert, [_batch_row(b) for b in changed])).tuples().all()
-        )
+        versions: dict[str, int] = dict((await self._session.execute(upsert, [_batch_row(b) for b in changed])).all())
         essay_rows = [_essay_row(batch.batch_id, essay) for batch in changed for essay in batch.essays.values()]
         if essay_rows:
             essay_insert = insert(essays)

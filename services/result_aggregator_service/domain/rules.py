@@ -177,9 +177,17 @@ def derive_current_phase(batch: BatchResult) -> PhaseName | None:
     if derive_client_status(derive_status(batch)) is not BatchClientStatus.PROCESSING:
         return None
     for phase in TRACKED_PHASES:
-        if any(_stage(essay, phase) not in _FINISHED_STAGES for essay in batch.essays.values()):
+        if any(_waits_for(essay, phase) for essay in batch.essays.values()):
             return phase
     return None
+
+
+def _waits_for(essay: EssayResult, phase: PhaseName) -> bool:
+    """An essay still owes `phase` unless it finished it or failed an earlier phase (it goes no further)."""
+    earlier = TRACKED_PHASES[: TRACKED_PHASES.index(phase)]
+    if any(_stage(essay, p) is ProcessingStage.FAILED for p in earlier):
+        return False
+    return _stage(essay, phase) not in _FINISHED_STAGES
 
 
 def derive_essay_count(batch: BatchResult) -> int:
@@ -191,8 +199,8 @@ def derive_essay_counts(batch: BatchResult) -> tuple[int, int]:
     """(completed, failed): the pipeline's own counts once it completed, else counted from the essays."""
     essay_count = derive_essay_count(batch)
     if batch.completion is not None:
-        completed = min(batch.completion.successful_essay_count, essay_count)
-        return completed, min(batch.completion.failed_essay_count, essay_count - completed)
+        completed = max(0, min(batch.completion.successful_essay_count, essay_count))
+        return completed, max(0, min(batch.completion.failed_essay_count, essay_count - completed))
     stages = [[_stage(essay, phase) for phase in TRACKED_PHASES] for essay in batch.essays.values()]
     failed = sum(1 for essay_stages in stages if ProcessingStage.FAILED in essay_stages)
     completed = sum(

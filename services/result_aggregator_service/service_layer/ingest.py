@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import structlog
 from pydantic import ValidationError
 
 from common_core.envelope import EventEnvelope
@@ -48,6 +49,7 @@ class IngestReport:
 
 
 Decoded = tuple[RawRecord, EventEnvelope[Any]]
+_log = structlog.get_logger(__name__)
 
 
 async def process_batch(
@@ -109,15 +111,21 @@ def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]
 
 
 async def _route(record: RawRecord, envelope: EventEnvelope[Any], uow: UnitOfWork, report: IngestReport) -> None:
-    try:
-        await HANDLERS_BY_TOPIC[record.topic](envelope, uow)
-    except RejectedFact as error:
-        _park(report, Parked(record, ParkReason.REJECTED, str(error), envelope.event_id))
-        return
+    with structlog.contextvars.bound_contextvars(correlation_id=str(envelope.correlation_id)):
+        try:
+            await HANDLERS_BY_TOPIC[record.topic](envelope, uow)
+        except RejectedFact as error:
+            _log.warning("event_rejected", event_id=str(envelope.event_id), topic=record.topic, reason=str(error))
+            _park(report, Parked(record, ParkReason.REJECTED, str(error), envelope.event_id))
+            return
     report.outcomes[record.topic, "success"] += 1
     report.applied_event_times.append((record.topic, envelope.event_timestamp))
 
 
 def _park(report: IngestReport, parked: Parked) -> None:
+    record = parked.record
+    _log.warning(
+        "event_parked", topic=record.topic, partition=record.partition, offset=record.offset, reason=parked.reason
+    )
     report.parked.append(parked)
     report.outcomes[parked.record.topic, "parked"] += 1

@@ -1,0 +1,127 @@
+"""One contract, two units of work: the in-memory fake cannot drift from the PostgreSQL adapter."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from dishka import AsyncContainer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
+from result_aggregator_service.adapters.tables import processed_events
+from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.domain.rules import derive_status
+from result_aggregator_service.service_layer.ingest import process_batch
+from result_aggregator_service.service_layer.ports import UnitOfWork
+from result_aggregator_service.tests.contract import sample_envelopes as samples
+from result_aggregator_service.tests.fakes import RecordingChangeSink, SetSeenEventHints, record_of
+from result_aggregator_service.tests.scenarios import lifecycle
+from result_aggregator_service.tests.unit.folding import decoded, fold
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+class UnitOfWorkContract:
+    @pytest.fixture
+    def make_uow(self) -> UowFactory:
+        raise NotImplementedError
+
+    async def claim_count(self, event_id: uuid.UUID) -> int:
+        raise NotImplementedError
+
+    async def ingest(self, make_uow: UowFactory, events: list[dict[str, Any]]) -> RecordingChangeSink:
+        sink = RecordingChangeSink()
+        await process_batch([record_of(e) for e in events], make_uow(), SetSeenEventHints(), sink)
+        return sink
+
+    async def read(self, make_uow: UowFactory, batch_id: str) -> BatchResult:
+        async with make_uow() as uow:
+            return await uow.batches.get(batch_id)
+
+    async def test_a_committed_lifecycle_reads_back_as_folded(self, make_uow: UowFactory) -> None:
+        batch_id, essays = samples.new_id("batch-"), [samples.new_id("essay-") for _ in range(3)]
+        await self.ingest(make_uow, lifecycle(batch_id, essays))
+        batch = await self.read(make_uow, batch_id)
+        assert batch.is_registered
+        assert set(batch.essays) == set(essays)
+        assert derive_status(batch).value == "completed_with_failures"
+
+    async def test_shuffled_micro_batches_with_duplicates_give_the_in_order_fold(self, make_uow: UowFactory) -> None:
+        batch_id = samples.new_id("batch-")
+        events = lifecycle(batch_id, [samples.new_id("essay-") for _ in range(3)])
+        delivered = random.sample(events + events[:4], k=len(events) + 4)
+        for start in range(0, len(delivered), 3):
+            await self.ingest(make_uow, delivered[start : start + 3])
+        assert await self.read(make_uow, batch_id) == fold([decoded(e) for e in events], batch_id)
+
+    async def test_replaying_an_event_changes_nothing_and_claims_it_once(self, make_uow: UowFactory) -> None:
+        batch_id = samples.new_id("batch-")
+        registration = samples.batch_registered(batch_id, [samples.new_id("essay-")])
+        first = await self.ingest(make_uow, [registration])
+        before = await self.read(make_uow, batch_id)
+        replay = await self.ingest(make_uow, [registration])
+        assert await self.read(make_uow, batch_id) == before
+        assert await self.claim_count(uuid.UUID(registration["event_id"])) == 1
+        assert [c.version for c in first.changes] == [c.version for c in replay.changes]
+
+    async def test_commit_reports_the_new_version_and_owner(self, make_uow: UowFactory) -> None:
+        batch_id = samples.new_id("batch-")
+        sink = await self.ingest(make_uow, [samples.batch_registered(batch_id, ["e1"], user_id="owner-7")])
+        later = await self.ingest(make_uow, [samples.slot_assigned(batch_id, "e1")])
+        assert [(c.batch_id, c.user_ids) for c in sink.changes] == [(batch_id, frozenset({"owner-7"}))]
+        assert later.changes[0].version == sink.changes[0].version + 1
+
+    async def test_nothing_is_written_without_a_commit(self, make_uow: UowFactory) -> None:
+        batch_id = samples.new_id("batch-")
+        registration = samples.batch_registered(batch_id, ["e1"])
+        async with make_uow() as uow:
+            await uow.claim([(uuid.UUID(registration["event_id"]), record_of(registration))])
+            uow.batches.save(BatchResult(batch_id, last_updated=None))
+        assert await self.claim_count(uuid.UUID(registration["event_id"])) == 0
+        assert not (await self.read(make_uow, batch_id)).is_registered
+
+    async def test_a_result_before_its_registration_is_kept(self, make_uow: UowFactory) -> None:
+        batch_id = samples.new_id("batch-")
+        await self.ingest(make_uow, [samples.spellcheck_result(batch_id, "early-essay")])
+        assert not (await self.read(make_uow, batch_id)).is_registered
+        await self.ingest(make_uow, [samples.batch_registered(batch_id, ["early-essay", "other"])])
+        batch = await self.read(make_uow, batch_id)
+        spellcheck = batch.essays["early-essay"].spellcheck
+        assert batch.is_registered and spellcheck is not None and spellcheck.correction_count == 3
+
+
+class TestInMemoryUnitOfWork(UnitOfWorkContract):
+    @pytest.fixture
+    def make_uow(self) -> UowFactory:
+        self.store = InMemoryStore()
+        return lambda: InMemoryUnitOfWork(self.store)
+
+    async def claim_count(self, event_id: uuid.UUID) -> int:
+        return int(event_id in self.store.claims)
+
+
+@pytest.mark.infra
+class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
+    @pytest.fixture
+    async def make_uow(self, container: AsyncContainer) -> AsyncIterator[UowFactory]:
+        self.sessions = await container.get(async_sessionmaker[AsyncSession])
+        opened: list[AsyncSession] = []
+
+        def make() -> UnitOfWork:
+            opened.append(self.sessions())
+            return SqlAlchemyUnitOfWork(opened[-1])
+
+        yield make
+        for session in opened:
+            await session.close()
+
+    async def claim_count(self, event_id: uuid.UUID) -> int:
+        async with self.sessions() as session:
+            query = select(func.count()).select_from(processed_events).where(processed_events.c.event_id == event_id)
+            return int((await session.execute(query)).scalar_one())
