@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -56,3 +57,38 @@ async def container(settings: Settings) -> AsyncIterator[AsyncContainer]:
     container = make_container(settings)
     yield container
     await container.close()
+
+
+# --- real-infrastructure tests: counted, and never allowed to pass by skipping -------------------
+
+_infra_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "stack_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.infra)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "infra" not in report.keywords:
+        return
+    if report.skipped:
+        _infra_outcomes["skipped"] += 1
+    elif report.failed:
+        _infra_outcomes["failed"] += 1
+    elif report.when == "call":
+        _infra_outcomes["passed"] += 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _infra_outcomes["skipped"]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in _infra_outcomes.items())
+    terminalreporter.write_line(f"real-infrastructure tests (Kafka, PostgreSQL, Redis): {counts}")
+    if _infra_outcomes["skipped"]:
+        terminalreporter.write_line("FAILED: a real-infrastructure test was skipped; they must run", red=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,7 +18,13 @@ def _shared(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", populate_by_name=True)
+    # Real environment variables win; the env file is the one `stack up` writes (absent in production).
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX,
+        extra="ignore",
+        populate_by_name=True,
+        env_file=os.environ.get(f"{_PREFIX}ENV_FILE", ".local-stack/stack.env"),
+    )
 
     # connections (the local stack writes these three to .local-stack/stack.env)
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"))

@@ -9,6 +9,7 @@ compare-and-set on the generation).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from collections.abc import Collection, Sequence
 from typing import Final
 from uuid import UUID
@@ -91,33 +92,44 @@ class RedisResponseCache:
 
 
 class RedisSeenEventHints:
-    """The fast-path duplicate check. Only a hint: a Redis failure costs the shortcut, nothing else."""
+    """The fast-path duplicate check. Only a hint: a Redis failure costs the shortcut, nothing else.
+
+    Applied ids go into one Redis set per UTC day (`ras:seen:{date}`), kept for the TTL: a micro-batch
+    costs one SADD to remember and one SMISMEMBER per retained day to check, not a command per event.
+    """
 
     def __init__(self, redis: Redis, ttl_seconds: int) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._days = -(-ttl_seconds // 86_400)
 
     async def seen(self, event_ids: Collection[UUID]) -> set[UUID]:
         if not event_ids:
             return set()
         ids = list(event_ids)
+        members = [str(event_id) for event_id in ids]
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for event_id in ids:
-                pipe.exists(f"ras:seen:{event_id}")
+            for key in self._day_keys():
+                pipe.smismember(key, members)
             found = await pipe.execute()
         except (RedisError, OSError) as error:
             _log.warning("seen_hints_unavailable", error=str(error))
             return set()
-        return {event_id for event_id, hit in zip(ids, found, strict=True) if hit}
+        return {event_id for event_id, *hits in zip(ids, *found, strict=True) if any(hits)}
 
     async def remember(self, event_ids: Collection[UUID]) -> None:
         if not event_ids:
             return
+        today = self._day_keys()[0]
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for event_id in event_ids:
-                pipe.set(f"ras:seen:{event_id}", b"1", ex=self._ttl)
+            pipe.sadd(today, *(str(event_id) for event_id in event_ids))
+            pipe.expire(today, self._ttl + 86_400)
             await pipe.execute()
         except (RedisError, OSError) as error:
             _log.warning("seen_hints_unavailable", error=str(error))
+
+    def _day_keys(self) -> list[str]:
+        today = datetime.now(UTC).date()
+        return [f"ras:seen:{today - timedelta(days=back)}" for back in range(self._days + 1)]

@@ -1,0 +1,145 @@
+"""Ingestion rate through the real path: Kafka → worker process → PostgreSQL (+ Redis).
+
+For each configuration a worker process is started on a fresh consumer group positioned at the end of
+the topics; then, `--runs` times, `--events` new events (whole batch lifecycles) are published and the
+clock stops when the worker's own counter (`ras_events_processed_total`) has counted all of them. The
+baseline is the same worker folding one event per transaction; the ratio is measured in the same run.
+
+    .venv/bin/python bench/ingest_rate.py [--events 10000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from common_core.topics import CONSUMED_TOPICS
+from local_stack import ensure_stack
+from result_aggregator_service.tests.scenarios import lifecycle
+
+LOG = Path(__file__).resolve().parents[1] / ".local-stack" / "bench-logs"
+# name -> (micro-batch size, share of --events it is timed on: the baseline is ~10x slower)
+CONFIGS = {"micro-batches of 500": ("500", 1.0), "baseline: one event per transaction": ("1", 0.2)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _position_group_at_end(bootstrap: str, group: str) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # an unsubscribed consumer keeps no metadata
+        partitions = [
+            TopicPartition(topic, p) for topic in CONSUMED_TOPICS for p in cluster.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
+async def _processed(client: httpx.AsyncClient) -> float:
+    try:
+        text = (await client.get("/metrics")).text
+    except httpx.TransportError:
+        return -1.0
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("ras_events_processed_total{")
+    )
+
+
+def _events(count: int) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = []
+    while len(events) < count:
+        batch = f"bench-{uuid.uuid4()}"
+        events += lifecycle(batch, [f"{batch}-essay-{n}" for n in range(3)], user_id="bench-user")
+    return events[:count]
+
+
+async def _publish(producer: AIOKafkaProducer, events: list[dict[str, object]]) -> None:
+    futures = []
+    for event in events:
+        data = event["data"]
+        assert isinstance(data, dict)
+        key = str(data.get("batch_id") or data.get("entity_id")).encode()
+        futures.append(await producer.send(str(event["event_type"]), json.dumps(event).encode(), key=key))
+    await asyncio.gather(*futures)
+
+
+async def _wait_until(client: httpx.AsyncClient, target: float, deadline: float) -> None:
+    while await _processed(client) < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"worker did not process the events in time (see {LOG})")
+        await asyncio.sleep(0.05)
+
+
+async def measure(env: dict[str, str], batch_size: str, events: int, runs: int) -> list[float]:
+    group, port = f"ras-bench-{uuid.uuid4().hex[:8]}", _free_port()
+    await _position_group_at_end(env["KAFKA_BOOTSTRAP_SERVERS"], group)
+    LOG.mkdir(parents=True, exist_ok=True)
+    worker_env = {
+        **os.environ,
+        **env,
+        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
+        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": batch_size,
+        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
+        "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
+    }
+    with (LOG / f"worker-{batch_size}.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "result_aggregator_service.entrypoints.worker"], env=worker_env, stdout=log, stderr=log
+        )
+    producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=5, acks="all")
+    await producer.start()
+    rates = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            await _publish(producer, _events(1))  # warm-up: the group has joined once this is counted
+            await _wait_until(client, 1, time.monotonic() + 120)
+            for _ in range(runs):
+                before, workload = await _processed(client), _events(events)
+                started = time.monotonic()
+                await _publish(producer, workload)
+                await _wait_until(client, before + events, started + 600)
+                rates.append(events / (time.monotonic() - started))
+    finally:
+        await producer.stop()
+        worker.terminate()
+        worker.wait(timeout=30)
+    return rates
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    env = ensure_stack()
+    medians = {}
+    for name, (batch_size, share) in CONFIGS.items():
+        rates = await measure(env, batch_size, int(args.events * share), args.runs)
+        medians[name] = statistics.median(rates)
+        print(f"{name:38s} runs: {', '.join(f'{r:,.0f}' for r in rates)} events/s; median {medians[name]:,.0f}")
+    baseline, micro = medians["baseline: one event per transaction"], medians["micro-batches of 500"]
+    print(f"ratio micro-batched / baseline (medians): {micro / baseline:.1f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

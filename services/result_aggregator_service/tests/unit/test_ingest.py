@@ -1,0 +1,113 @@
+"""The micro-batch path against the in-memory unit of work: decode, park, claim, route, commit, announce."""
+
+from __future__ import annotations
+
+import uuid
+
+from common_core import topics
+from common_core.registry import PAYLOAD_TYPE_BY_TOPIC
+from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
+from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC
+from result_aggregator_service.service_layer.ingest import IngestReport, process_batch
+from result_aggregator_service.service_layer.ports import ParkReason, RawRecord
+from result_aggregator_service.tests.contract import sample_envelopes as samples
+from result_aggregator_service.tests.fakes import RecordingChangeSink, SetSeenEventHints, record_of
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.store = InMemoryStore()
+        self.hints = SetSeenEventHints()
+        self.sink = RecordingChangeSink()
+
+    async def ingest(self, *records: RawRecord) -> IngestReport:
+        return await process_batch(list(records), InMemoryUnitOfWork(self.store), self.hints, self.sink)
+
+
+def test_every_consumed_topic_has_a_payload_type_and_a_handler() -> None:
+    assert set(PAYLOAD_TYPE_BY_TOPIC) == set(HANDLERS_BY_TOPIC) == set(topics.CONSUMED_TOPICS)
+
+
+async def test_undecodable_schema_invalid_and_unknown_topic_records_are_parked_with_their_bytes() -> None:
+    harness = Harness()
+    invalid = samples.batch_registered("b1", ["e1"])
+    del invalid["data"]["user_id"]
+    records = [
+        record_of({}, topic=topics.SPELLCHECK_RESULTS_TOPIC, value=b"\xff\xfe not json"),
+        record_of(invalid),
+        record_of(samples.slot_assigned("b1", "e1"), topic="huleedu.unmapped.v1"),
+    ]
+    report = await harness.ingest(*records)
+    parked = {(record.value, reason) for record, reason, _, _ in harness.store.parked}
+    assert parked == {
+        (records[0].value, ParkReason.UNDECODABLE),
+        (records[1].value, ParkReason.SCHEMA_INVALID),
+        (records[2].value, ParkReason.UNKNOWN_TOPIC),
+    }
+    assert sum(n for (_, outcome), n in report.outcomes.items() if outcome == "parked") == 3
+
+
+async def test_a_micro_batch_with_one_bad_record_still_commits_the_good_ones() -> None:
+    harness = Harness()
+    good = samples.batch_registered("b1", ["e1"])
+    await harness.ingest(record_of({}, topic=good["event_type"], value=b"{"), record_of(good))
+    assert harness.store.batches["b1"].is_registered
+    assert uuid.UUID(good["event_id"]) in harness.store.claims
+
+
+async def test_an_event_the_rules_reject_is_parked_and_claimed() -> None:
+    harness = Harness()
+    rejected = samples.batch_registered("b1", ["e1"])
+    rejected["data"]["expected_essay_count"] = -1
+    report = await harness.ingest(record_of(rejected))
+    [(_, reason, error, event_id)] = harness.store.parked
+    assert (reason, event_id) == (ParkReason.REJECTED, uuid.UUID(rejected["event_id"]))
+    assert "negative" in error
+    assert uuid.UUID(rejected["event_id"]) in harness.store.claims
+    assert report.changes == []
+
+
+async def test_the_same_event_twice_in_one_micro_batch_is_applied_once() -> None:
+    harness = Harness()
+    event = samples.batch_registered("b1", ["e1"])
+    report = await harness.ingest(record_of(event), record_of(event))
+    assert report.outcomes[event["event_type"], "success"] == 1
+    assert report.outcomes[event["event_type"], "duplicate"] == 1
+    assert harness.store.versions["b1"] == 1
+
+
+async def test_a_redelivered_event_changes_nothing_but_announces_its_batch_again() -> None:
+    harness = Harness()
+    event = samples.batch_registered("b1", ["e1"], user_id="u1")
+    await harness.ingest(record_of(event))
+    harness.hints.ids.clear()  # the hint is lost (Redis restarted): the claim still knows
+    again = await harness.ingest(record_of(event))
+    assert again.outcomes[event["event_type"], "duplicate"] == 1
+    assert [(c.batch_id, c.version, c.user_ids) for c in again.changes] == [("b1", 1, frozenset({"u1"}))]
+    assert harness.store.versions["b1"] == 1
+
+
+async def test_a_seen_hint_is_not_trusted_without_a_claim() -> None:
+    harness = Harness()
+    event = samples.batch_registered("b1", ["e1"])
+    harness.hints.ids.add(uuid.UUID(event["event_id"]))  # a stale hint, e.g. from a restored database
+    report = await harness.ingest(record_of(event))
+    assert report.outcomes[event["event_type"], "success"] == 1
+    assert harness.store.batches["b1"].is_registered
+
+
+async def test_changes_are_announced_after_the_commit_with_the_owner() -> None:
+    harness = Harness()
+    await harness.ingest(record_of(samples.batch_registered("b1", ["e1"], user_id="u1")))
+    await harness.ingest(record_of(samples.slot_assigned("b1", "e1")))
+    assert [(c.batch_id, c.version, c.user_ids) for c in harness.sink.changes] == [
+        ("b1", 1, frozenset({"u1"})),
+        ("b1", 2, frozenset({"u1"})),
+    ]
+
+
+async def test_applied_events_are_remembered_as_hints() -> None:
+    harness = Harness()
+    event = samples.slot_assigned("b1", "e1")
+    await harness.ingest(record_of(event))
+    assert uuid.UUID(event["event_id"]) in harness.hints.ids
