@@ -55,6 +55,12 @@ async def _position_group_at_end(bootstrap: str, group: str) -> None:
         await consumer.stop()
 
 
+def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        module = "result_aggregator_service.entrypoints.worker"
+        return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
+
+
 async def _processed(client: httpx.AsyncClient) -> float:
     try:
         text = (await client.get("/metrics")).text
@@ -102,10 +108,7 @@ async def measure(env: dict[str, str], batch_size: str, events: int, runs: int) 
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
         "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
     }
-    with (LOG / f"worker-{batch_size}.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "result_aggregator_service.entrypoints.worker"], env=worker_env, stdout=log, stderr=log
-        )
+    worker = _start_worker(worker_env, LOG / f"worker-{batch_size}.log")
     producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=5, acks="all")
     await producer.start()
     rates = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from result_aggregator_service.service_layer.ingest import IngestReport
+from result_aggregator_service.service_layer.ports import RawRecord
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -48,6 +51,12 @@ class ServiceMetrics:
             registry=r,
         )
         self.cache_lookups = Counter("ras_cache_lookups_total", "API cache lookups", ["route", "result"], registry=r)
+
+    def observe_retry(self, records: Sequence[RawRecord], *_: object) -> None:
+        """A transient failure: the records will be tried again (outcome `retryable`)."""
+        self.transient_failures.labels("ingest").inc()
+        for topic, count in Tally(record.topic for record in records).items():
+            self.events_processed.labels(topic, "retryable").inc(count)
 
     def observe_ingest(self, report: IngestReport, size: int, seconds: float) -> None:
         self.micro_batch_size.observe(size)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -57,6 +57,7 @@ class InMemoryUnitOfWork:
         self._store = store
         self._claims: dict[UUID, RawRecord] = {}
         self._parked: list[tuple[RawRecord, ParkReason, str, UUID | None]] = []
+        self._flushed: dict[str, BatchResult] = {}
         self.batches = InMemoryBatchRepository(store)
         self.parked = InMemoryParkedEventStore(self._parked)
         self.committed = False
@@ -77,25 +78,31 @@ class InMemoryUnitOfWork:
     async def applied(self, event_ids: Collection[UUID]) -> set[UUID]:
         return {event_id for event_id in event_ids if event_id in self._store.claims}
 
-    async def commit(self) -> list[BatchChange]:
+    async def flush(self) -> list[BatchChange]:
+        self._flushed = {}
         changes = []
         for batch_id, batch in self.batches.saved.items():
             before = self._store.batches.get(batch_id)
-            if batch == before:
-                continue
+            if batch != before:
+                self._flushed[batch_id] = batch
+                version = self._store.versions.get(batch_id, 0) + 1
+                changes.append(replace(self.batches.change_of(batch, before), version=version))
+        return changes
+
+    async def commit(self) -> None:
+        for batch_id, batch in self._flushed.items():
             self._store.batches[batch_id] = batch
             self._store.versions[batch_id] = self._store.versions.get(batch_id, 0) + 1
-            changes.append(self.batches.change_of(batch, before))
         self._store.claims.update(self._claims)
         self._store.parked.extend(self._parked)
         self._discard_pending()
         self.committed = True
-        return changes
 
     async def rollback(self) -> None:
         self._discard_pending()
 
     def _discard_pending(self) -> None:
+        self._flushed: dict[str, BatchResult] = {}
         self._claims.clear()
         self._parked.clear()
         self.batches.saved.clear()

@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from result_aggregator_service.adapters.tables import parked_events
+from result_aggregator_service.adapters.tables import parked_events, processed_events
 from result_aggregator_service.service_layer.ports import ParkReason, RawRecord
 
 
@@ -49,9 +49,13 @@ class SqlAlchemyParkedEventStore:
             .on_conflict_do_nothing(constraint="uq_parked_events_record")
         )
 
-    async def list(self, state: str = "parked", limit: int = 100) -> list[ParkedEvent]:
+    async def list(self, state: str = "parked", limit: int = 100, after: int = 0) -> list[ParkedEvent]:
+        """Oldest first; `after` pages on: pass the last id of the previous page."""
         rows = await self._session.execute(
-            select(parked_events).where(parked_events.c.state == state).order_by(parked_events.c.id).limit(limit)
+            select(parked_events)
+            .where(parked_events.c.state == state, parked_events.c.id > after)
+            .order_by(parked_events.c.id)
+            .limit(limit)
         )
         return [_parked(row._mapping) for row in rows]
 
@@ -67,6 +71,10 @@ class SqlAlchemyParkedEventStore:
             .values(state=state, resolved_at=func.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_claim(self, event_id: UUID) -> None:
+        """Forget that this event was applied, so a replay in the same transaction can claim it again."""
+        await self._session.execute(delete(processed_events).where(processed_events.c.event_id == event_id))
 
 
 def _headers_to_json(headers: Sequence[tuple[str, bytes]]) -> list[dict[str, str]]:

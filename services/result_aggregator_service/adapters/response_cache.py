@@ -2,15 +2,16 @@
 
 Key scheme (one place): `ras:batch:{batch_id}` holds a batch's cached response; `ras:user:{user_id}` is a
 hash of the user's cached list pages. Each has a generation counter (`ras:gen:...`) that invalidation
-bumps: a reader that started before an invalidation cannot put its older answer back (`fill` is a
-compare-and-set on the generation).
+bumps, so a reader that started before an invalidation cannot put its older answer back (`fill` is a
+compare-and-set on the generation), and a hold (`ras:hold:...`) set for the length of a commit, during
+which nothing is cached at all.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from collections.abc import Collection, Sequence
 from typing import Final
 from uuid import UUID
 
@@ -24,9 +25,13 @@ from result_aggregator_service.service_layer.ports import BatchChange
 CHANGES_CHANNEL: Final = "ras:changes"
 _log = structlog.get_logger(__name__)
 
-# KEYS[1] value key, KEYS[2] generation key; ARGV: expected generation, field ("" for a plain key), value, ttl
+# A hold outlives a worker that dies mid-commit by this long at most.
+_HOLD_SECONDS: Final = 30
+
+# KEYS: value, generation, hold; ARGV: expected generation, field ("" for a plain key), value, ttl
 _FILL_IF_CURRENT: Final = """
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if ARGV[2] == '' then
   redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 else
@@ -53,6 +58,14 @@ def _generation_key(key: str) -> str:
     return f"ras:gen:{key.removeprefix('ras:')}"
 
 
+def _hold_key(key: str) -> str:
+    return f"ras:hold:{key.removeprefix('ras:')}"
+
+
+def _affected_keys(changes: Sequence[BatchChange]) -> list[str]:
+    return [batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids]
+
+
 class RedisResponseCache:
     def __init__(self, redis: Redis, ttl_seconds: int, backoff: Backoff) -> None:
         self._redis = redis
@@ -69,25 +82,41 @@ class RedisResponseCache:
 
     async def fill(self, key: str, generation: str, value: bytes, page: str = "") -> bool:
         """Cache `value` unless the key was invalidated since `read` returned `generation`."""
-        keys = [key, _generation_key(key)]
-        stored = await self._redis.eval(_FILL_IF_CURRENT, 2, *keys, generation, page, value, self._ttl)
+        keys = [key, _generation_key(key), _hold_key(key)]
+        stored = await self._redis.eval(_FILL_IF_CURRENT, len(keys), *keys, generation, page, value, self._ttl)
         return bool(stored)
 
-    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
-        """Drop every cached response the changes touch, then announce them. Retried until Redis answers:
-        consumption pauses rather than letting an offset pass a stale cache entry."""
-        if changes:
-            await retry_forever(lambda: self._invalidate(changes), is_redis_unavailable, self._backoff, _log)
+    async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
+        await self._retry(self._invalidate, changes, hold=True)
 
-    async def _invalidate(self, changes: Sequence[BatchChange]) -> None:
-        keys = [batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids]
+    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+        await self._retry(self._invalidate, changes, hold=False)
+
+    async def _retry(
+        self,
+        invalidate: Callable[[Sequence[BatchChange], bool], Awaitable[None]],
+        changes: Sequence[BatchChange],
+        *,
+        hold: bool,
+    ) -> None:
+        """Retried until Redis answers: consumption pauses rather than let an offset pass a stale entry."""
+        if changes:
+            await retry_forever(lambda: invalidate(changes, hold), is_redis_unavailable, self._backoff, _log)
+
+    async def _invalidate(self, changes: Sequence[BatchChange], hold: bool) -> None:
+        keys = _affected_keys(changes)
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(*keys)
         for key in keys:
             pipe.incr(_generation_key(key))
             pipe.expire(_generation_key(key), self._ttl * 2)
-        for change in changes:
-            pipe.publish(CHANGES_CHANNEL, json.dumps({"batch_id": change.batch_id, "version": change.version}))
+        if hold:
+            for key in keys:
+                pipe.set(_hold_key(key), b"1", ex=_HOLD_SECONDS)
+        else:
+            pipe.delete(*(_hold_key(key) for key in keys))
+            for change in changes:
+                pipe.publish(CHANGES_CHANNEL, json.dumps({"batch_id": change.batch_id, "version": change.version}))
         await pipe.execute()
 
 

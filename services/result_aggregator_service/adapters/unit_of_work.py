@@ -50,10 +50,11 @@ class SqlAlchemyUnitOfWork:
         )
         return set(result.scalars().all())
 
-    async def commit(self) -> list[BatchChange]:
-        changes = await self.batches.flush()
+    async def flush(self) -> list[BatchChange]:
+        return await self.batches.flush()
+
+    async def commit(self) -> None:
         await self._session.commit()
-        return changes
 
     async def rollback(self) -> None:
         await self._session.rollback()

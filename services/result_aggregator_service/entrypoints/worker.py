@@ -65,12 +65,10 @@ async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawR
     metrics = await container.get(ServiceMetrics)
     backoff = await container.get(Backoff)
 
-    def count_retry(error: BaseException) -> None:
-        metrics.transient_failures.labels("ingest").inc()
-
     async def ingest(batch: Sequence[RawRecord]) -> None:
         started = perf_counter()
-        report = await retry_forever(lambda: _process(container, batch), is_transient, backoff, log, count_retry)
+        retried = functools.partial(metrics.observe_retry, batch)
+        report = await retry_forever(lambda: _process(container, batch), is_transient, backoff, log, retried)
         metrics.observe_ingest(report, len(batch), perf_counter() - started)
 
     try:
@@ -83,7 +81,8 @@ async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawR
             except Exception as error:
                 log.exception("record_parked_internal", topic=record.topic, offset=record.offset)
                 park = functools.partial(_park, container, record, error)
-                metrics.observe_ingest(await retry_forever(park, is_transient, backoff, log, count_retry), 1, 0.0)
+                retried = functools.partial(metrics.observe_retry, [record])
+                metrics.observe_ingest(await retry_forever(park, is_transient, backoff, log, retried), 1, 0.0)
 
 
 async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:

@@ -1,7 +1,8 @@
 """A micro-batch from the wire to the read model: decode, claim, route, commit once, then tell the caches.
 
 The caller lets the offsets go only after `process_batch` returns, so everything it wrote is committed
-and every cached response it made stale is gone by then.
+and every cached response it made stale is gone by then; cached responses are held off across the
+commit itself, so a read that follows the commit cannot see the state before it.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ async def process_batch(
             await _route(record, envelope, uow, report)
         for parked in report.parked:
             await uow.parked.park(parked.record, parked.reason, parked.error, parked.event_id)
-        report.changes = await uow.commit()
+        report.changes = await uow.flush()
+        # Nothing cached may be refilled from the state this commit replaces, nor survive it.
+        await changes.batches_changing(report.changes)
+        await uow.commit()
         # A redelivered event may follow a crash between commit and invalidation: announce its batch again.
         redelivered = {batch_id_of(envelope.data) for _, envelope in duplicates} - {c.batch_id for c in report.changes}
         report.changes += await uow.batches.current(redelivered)

@@ -81,8 +81,10 @@ class UnitOfWork(Protocol):
     async def applied(self, event_ids: Collection[UUID]) -> set[UUID]:
         """Which of these events were applied already (read-only; confirms the fast-path hints)."""
 
-    async def commit(self) -> list[BatchChange]:
-        """Write the saved batches and commit; return what changed."""
+    async def flush(self) -> list[BatchChange]:
+        """Write the saved batches inside the transaction; return what will change when it commits."""
+
+    async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
 
@@ -96,6 +98,10 @@ class SeenEventHints(Protocol):
 
 
 class ChangeSink(Protocol):
-    """Told after a commit, before the offsets move: drop cached responses, announce the changes."""
+    """Keeps cached responses from outliving a commit: told just before it and again just after."""
 
-    async def batches_changed(self, changes: Sequence[BatchChange]) -> None: ...
+    async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
+        """Before the commit: drop the affected cached responses and hold off refills of them."""
+
+    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+        """After the commit, before the offsets move: drop them again, release the hold, announce."""

@@ -38,7 +38,11 @@ class SetSeenEventHints:
 
 class RecordingChangeSink:
     def __init__(self) -> None:
+        self.changing: list[BatchChange] = []
         self.changes: list[BatchChange] = []
+
+    async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
+        self.changing.extend(changes)
 
     async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
         self.changes.extend(changes)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from common_core import topics
 from common_core.registry import PAYLOAD_TYPE_BY_TOPIC
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
 from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC
 from result_aggregator_service.service_layer.ingest import IngestReport, process_batch
-from result_aggregator_service.service_layer.ports import ParkReason, RawRecord
+from result_aggregator_service.service_layer.ports import BatchChange, ParkReason, RawRecord
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.fakes import RecordingChangeSink, SetSeenEventHints, record_of
 
@@ -111,3 +112,22 @@ async def test_applied_events_are_remembered_as_hints() -> None:
     event = samples.slot_assigned("b1", "e1")
     await harness.ingest(record_of(event))
     assert uuid.UUID(event["event_id"]) in harness.hints.ids
+
+
+async def test_cached_responses_are_held_off_before_the_commit_and_released_after_it() -> None:
+    harness = Harness()
+    committed_versions_seen_by_the_sink: list[tuple[str, int | None]] = []
+
+    class SnapshottingSink(RecordingChangeSink):
+        async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
+            committed_versions_seen_by_the_sink.append(("changing", harness.store.versions.get("b1")))
+            await super().batches_changing(changes)
+
+        async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+            committed_versions_seen_by_the_sink.append(("changed", harness.store.versions.get("b1")))
+            await super().batches_changed(changes)
+
+    harness.sink = SnapshottingSink()
+    await harness.ingest(record_of(samples.batch_registered("b1", ["e1"])))
+    assert committed_versions_seen_by_the_sink == [("changing", None), ("changed", 1)]
+    assert harness.sink.changing == harness.sink.changes

@@ -1,0 +1,76 @@
+"""The Alembic migrations on a fresh PostgreSQL database: up, all the way down, up again, equal to the metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect, make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from conftest import alembic_config
+from result_aggregator_service.adapters.tables import metadata
+from result_aggregator_service.config import Settings
+
+SERVICE_TABLES = set(metadata.tables)
+
+
+@pytest.fixture
+async def fresh_database_url(settings: Settings) -> AsyncIterator[str]:
+    """A new, empty database on the stack's server (the role has CREATEDB), dropped afterwards."""
+    name = f"ras_migrations_{uuid.uuid4().hex}"
+    admin = create_async_engine(settings.database_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def migrate(url: str, direction: str, revision: str) -> None:
+    # migrations/env.py calls asyncio.run, which cannot nest in this loop: run Alembic in a thread
+    await asyncio.to_thread(getattr(command, direction), alembic_config(url), revision)
+
+
+async def inspect_schema(url: str) -> tuple[set[str], list[Any]]:
+    """The tables of the database and its differences from the SQLAlchemy metadata."""
+
+    def read(connection: Connection) -> tuple[set[str], list[Any]]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return set(inspect(connection).get_table_names()), compare_metadata(context, metadata)
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+def added_tables(differences: list[Any]) -> set[str]:
+    return {difference[1].name for difference in differences if difference[0] == "add_table"}
+
+
+async def test_migrations_upgrade_downgrade_and_upgrade_again_to_the_metadata(fresh_database_url: str) -> None:
+    url, migrated = fresh_database_url, SERVICE_TABLES | {"alembic_version"}
+    tables, differences = await inspect_schema(url)
+    assert tables == set() and added_tables(differences) == SERVICE_TABLES  # the comparison sees every table
+
+    await migrate(url, "upgrade", "head")
+    assert await inspect_schema(url) == (migrated, [])
+
+    await migrate(url, "downgrade", "base")
+    tables, differences = await inspect_schema(url)
+    assert tables == {"alembic_version"} and added_tables(differences) == SERVICE_TABLES
+
+    await migrate(url, "upgrade", "head")
+    assert await inspect_schema(url) == (migrated, [])
