@@ -46,19 +46,19 @@ async def wait_for(probe: Callable[[], Awaitable[T | None]], within: float = 30.
         await asyncio.sleep(0.1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _spawn(module: str, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+def spawn(module: str, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = (LOG_DIR / log_name).open("wb")
     return subprocess.Popen([sys.executable, "-m", module], env={**os.environ, **env}, stdout=log, stderr=log)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
@@ -97,7 +97,7 @@ async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await producer.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_process(settings: Settings, postgres_proxy: TcpProxy) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         "RESULT_AGGREGATOR_DATABASE_URL": _through(postgres_proxy, settings.database_url),
@@ -106,23 +106,23 @@ def worker_process(settings: Settings, postgres_proxy: TcpProxy) -> Iterator[sub
         "RESULT_AGGREGATOR_SUBSCRIBED_TOPICS": json.dumps([*CONSUMED_TOPICS, UNMAPPED_TOPIC]),
         "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",
-        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(_free_port()),
+        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(free_port()),
         "RESULT_AGGREGATOR_LOG_JSON": "false",
     }
-    process = _spawn("result_aggregator_service.entrypoints.worker", env, "worker.log")
+    process = spawn("result_aggregator_service.entrypoints.worker", env, "worker.log")
     yield process
-    _stop(process)
+    stop(process)
 
 
 @pytest.fixture(scope="session")
 async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    port = _free_port()
+    port = free_port()
     env = {
         "RESULT_AGGREGATOR_HTTP_PORT": str(port),
         "RESULT_AGGREGATOR_INTERNAL_API_KEY": API_HEADERS["X-Internal-API-Key"],
         "RESULT_AGGREGATOR_LOG_JSON": "false",
     }
-    process = _spawn("result_aggregator_service.entrypoints.api", env, "api.log")
+    process = spawn("result_aggregator_service.entrypoints.api", env, "api.log")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=API_HEADERS, timeout=10) as client:
 
         async def healthy() -> bool:
@@ -135,7 +135,7 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
         await wait_for(healthy, within=60, what="the API's /healthz")
         yield client
-    _stop(process)
+    stop(process)
 
 
 async def publish(producer: AIOKafkaProducer, sample: dict[str, Any], *, topic: str | None = None) -> None:

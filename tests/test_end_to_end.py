@@ -178,3 +178,27 @@ async def test_a_postgres_outage_mid_stream_loses_and_skips_nothing(
         postgres_proxy.restore()
     await wait_for(lambda: claimed(sessions, *events), within=60, what="every event after the outage")
     assert await read_batch(sessions, batch_id) == fold([decoded(e) for e in events], batch_id)
+
+
+async def test_a_read_that_follows_the_commit_never_returns_the_older_state(
+    kafka_producer: AIOKafkaProducer, api_client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user_id, batch_id, essay_id = samples.new_id("user-"), samples.new_id("batch-"), samples.new_id("essay-")
+    registration = samples.batch_registered(batch_id, [essay_id], user_id=user_id)
+    await publish(kafka_producer, registration)
+    await wait_for(lambda: claimed(sessions, registration), what="the registration's claim")
+    status_url, list_url = f"/internal/v1/batches/{batch_id}/status", f"/internal/v1/batches/user/{user_id}"
+    for _ in range(2):  # the second read of each is a cache hit
+        cached_status, cached_list = await api_client.get(status_url), await api_client.get(list_url)
+    assert cached_status.json()["essays"][0]["filename"] is None
+    assert [b["batch_id"] for b in cached_list.json()["batches"]] == [batch_id]
+
+    slot = samples.slot_assigned(batch_id, essay_id, file_name="fresh.docx")
+    second_batch = samples.batch_registered(samples.new_id("batch-"), ["x"], user_id=user_id)
+    await publish_all(kafka_producer, [slot, second_batch])
+    await wait_for(lambda: claimed(sessions, slot, second_batch), what="the new events' claims")
+
+    fresh_status, fresh_list = await api_client.get(status_url), await api_client.get(list_url)
+    assert fresh_status.json()["essays"][0]["filename"] == "fresh.docx"
+    assert fresh_status.headers["ETag"] != cached_status.headers["ETag"]
+    assert fresh_list.json()["pagination"]["total"] == 2

@@ -1,0 +1,103 @@
+"""SIGTERM in the middle of a stream: the worker exits cleanly, and its successor loses and repeats nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from dishka import AsyncContainer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from result_aggregator_service.adapters.tables import processed_events
+from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from result_aggregator_service.config import Settings
+from result_aggregator_service.tests.contract.sample_envelopes import to_bytes
+from result_aggregator_service.tests.scenarios import lifecycle
+from result_aggregator_service.tests.unit.folding import decoded, fold
+from tests.conftest import LOG_DIR, free_port, spawn, wait_for
+from tests.kafka_groups import position_group_at_end
+
+pytestmark = pytest.mark.infra
+
+
+async def processed_count(port: int) -> float:
+    try:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
+    except httpx.TransportError:
+        return 0.0
+    lines = [line for line in text.splitlines() if line.startswith("ras_events_processed_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if 'outcome="retryable"' not in line)
+
+
+async def test_sigterm_mid_stream_then_restart_applies_every_event_once(
+    settings: Settings, kafka_producer: AIOKafkaProducer, container: AsyncContainer
+) -> None:
+    group = f"ras-shutdown-{uuid.uuid4().hex[:8]}"
+    await position_group_at_end(settings.kafka_bootstrap_servers, group)
+    port = free_port()
+    env = {
+        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
+        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
+        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": "50",  # many commits, so SIGTERM lands mid-stream
+        "RESULT_AGGREGATOR_LOG_JSON": "false",
+    }
+    batch_ids = [f"shutdown-{uuid.uuid4()}" for _ in range(150)]
+    batches = {batch_id: lifecycle(batch_id, [f"{batch_id}-essay-{n}" for n in range(3)]) for batch_id in batch_ids}
+    events = [event for batch_events in batches.values() for event in batch_events]
+
+    first = spawn("result_aggregator_service.entrypoints.worker", env, "worker-sigterm-1.log")
+    try:
+        await wait_for(lambda: _metrics_up(port), within=60, what="the first worker's metrics")
+        sends = [
+            await kafka_producer.send(e["event_type"], to_bytes(e), key=e["data"].get("batch_id", "").encode())
+            for e in events
+        ]
+        await asyncio.gather(*sends)
+        await wait_for(lambda: _at_least(port, 200), within=120, what="the first worker to be mid-stream")
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 30) == 0, f"unclean exit; see {LOG_DIR / 'worker-sigterm-1.log'}"
+    finally:
+        if first.poll() is None:
+            first.kill()
+    sessions = await container.get(async_sessionmaker[AsyncSession])
+    assert await _claims(sessions, events) < len(events), "the stream ended before SIGTERM: nothing was tested"
+
+    second = spawn("result_aggregator_service.entrypoints.worker", env, "worker-sigterm-2.log")
+    try:
+        await wait_for(lambda: _all_claimed(sessions, events), within=180, what="every event after the restart")
+    finally:
+        second.terminate()
+        await asyncio.to_thread(second.wait, 30)
+    async with sessions() as session, SqlAlchemyUnitOfWork(session) as uow:
+        for batch_id, batch_events in batches.items():
+            assert await uow.batches.get(batch_id) == fold([decoded(e) for e in batch_events], batch_id)
+
+
+async def _metrics_up(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _at_least(port: int, count: int) -> bool:
+    return await processed_count(port) >= count
+
+
+async def _claims(sessions: async_sessionmaker[AsyncSession], events: list[dict[str, Any]]) -> int:
+    ids = [uuid.UUID(e["event_id"]) for e in events]
+    async with sessions() as session:
+        query = select(func.count()).select_from(processed_events).where(processed_events.c.event_id.in_(ids))
+        return int((await session.execute(query)).scalar_one())
+
+
+async def _all_claimed(sessions: async_sessionmaker[AsyncSession], events: list[dict[str, Any]]) -> bool:
+    return await _claims(sessions, events) == len(events)
