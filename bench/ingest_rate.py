@@ -23,11 +23,11 @@ import uuid
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from common_core.topics import CONSUMED_TOPICS
 from local_stack import ensure_stack
 from result_aggregator_service.tests.scenarios import lifecycle
+from tests.kafka_groups import position_group_at_end
 
 LOG = Path(__file__).resolve().parents[1] / ".local-stack" / "bench-logs"
 # name -> (micro-batch size, share of --events it is timed on: the baseline is ~10x slower)
@@ -38,21 +38,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def _position_group_at_end(bootstrap: str, group: str) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()  # an unsubscribed consumer keeps no metadata
-        partitions = [
-            TopicPartition(topic, p) for topic in CONSUMED_TOPICS for p in cluster.partitions_for_topic(topic) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
 
 
 def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -96,10 +81,17 @@ async def _wait_until(client: httpx.AsyncClient, target: float, deadline: float)
         await asyncio.sleep(0.05)
 
 
-async def measure(env: dict[str, str], batch_size: str, events: int, runs: int) -> list[float]:
+async def drain_rate(env: dict[str, str], batch_size: str, events: int) -> float:
+    """Publish `events` for a fresh group, then start a worker and time it from its first counted event
+    to its last: the worker's own rate, without the producer or the group join on the clock."""
     group, port = f"ras-bench-{uuid.uuid4().hex[:8]}", _free_port()
-    await _position_group_at_end(env["KAFKA_BOOTSTRAP_SERVERS"], group)
-    LOG.mkdir(parents=True, exist_ok=True)
+    await position_group_at_end(env["KAFKA_BOOTSTRAP_SERVERS"], group)
+    producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        await _publish(producer, _events(events))
+    finally:
+        await producer.stop()
     worker_env = {
         **os.environ,
         **env,
@@ -108,25 +100,17 @@ async def measure(env: dict[str, str], batch_size: str, events: int, runs: int) 
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
         "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
     }
+    LOG.mkdir(parents=True, exist_ok=True)
     worker = _start_worker(worker_env, LOG / f"worker-{batch_size}.log")
-    producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=5, acks="all")
-    await producer.start()
-    rates = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            await _publish(producer, _events(1))  # warm-up: the group has joined once this is counted
             await _wait_until(client, 1, time.monotonic() + 120)
-            for _ in range(runs):
-                before, workload = await _processed(client), _events(events)
-                started = time.monotonic()
-                await _publish(producer, workload)
-                await _wait_until(client, before + events, started + 600)
-                rates.append(events / (time.monotonic() - started))
+            first_count, started = await _processed(client), time.monotonic()
+            await _wait_until(client, events, started + 600)
+            return (events - first_count) / (time.monotonic() - started)
     finally:
-        await producer.stop()
         worker.terminate()
-        worker.wait(timeout=30)
-    return rates
+        await asyncio.to_thread(worker.wait, 30)
 
 
 async def main() -> None:
@@ -137,7 +121,7 @@ async def main() -> None:
     env = ensure_stack()
     medians = {}
     for name, (batch_size, share) in CONFIGS.items():
-        rates = await measure(env, batch_size, int(args.events * share), args.runs)
+        rates = [await drain_rate(env, batch_size, int(args.events * share)) for _ in range(args.runs)]
         medians[name] = statistics.median(rates)
         print(f"{name:38s} runs: {', '.join(f'{r:,.0f}' for r in rates)} events/s; median {medians[name]:,.0f}")
     baseline, micro = medians["baseline: one event per transaction"], medians["micro-batches of 500"]

@@ -8,7 +8,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/huleedu"
 PDM_VENV="$CACHE/pdm-venv"
 PDM_SPEC="pdm[locked]==2.29.3"
-export PDM_USE_UV=true PDM_CHECK_UPDATE=false PDM_IGNORE_SAVED_PYTHON=1
+# UV_COMPILE_BYTECODE: every worker/API start would otherwise compile the dependencies anew where
+# PYTHONDONTWRITEBYTECODE is set (about 2.4 s each here).
+export PDM_USE_UV=true PDM_CHECK_UPDATE=false PDM_IGNORE_SAVED_PYTHON=1 UV_COMPILE_BYTECODE=1
 
 say() { printf '==> %s\n' "$*" >&2; }
 

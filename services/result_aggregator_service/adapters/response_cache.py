@@ -41,6 +41,29 @@ end
 return 1
 """
 
+# KEYS: (value, generation, hold) per affected key; ARGV: hold ('1' set, '0' release), generation ttl,
+# hold seconds, then the change notices to publish (only on release). One round trip per micro-batch.
+_INVALIDATE: Final = (
+    """
+for i = 1, #KEYS, 3 do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+  if ARGV[1] == '1' then
+    redis.call('SET', KEYS[i + 2], '1', 'EX', ARGV[3])
+  else
+    redis.call('DEL', KEYS[i + 2])
+  end
+end
+for i = 4, #ARGV do
+  redis.call('PUBLISH', '"""
+    + CHANGES_CHANNEL
+    + """', ARGV[i])
+end
+return 1
+"""
+)
+
 
 def is_redis_unavailable(error: BaseException) -> bool:
     return isinstance(error, RedisError | OSError)
@@ -63,7 +86,8 @@ def _hold_key(key: str) -> str:
 
 
 def _affected_keys(changes: Sequence[BatchChange]) -> list[str]:
-    return [batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids]
+    keys = [batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids]
+    return list(dict.fromkeys(keys))
 
 
 class RedisResponseCache:
@@ -104,20 +128,11 @@ class RedisResponseCache:
             await retry_forever(lambda: invalidate(changes, hold), is_redis_unavailable, self._backoff, _log)
 
     async def _invalidate(self, changes: Sequence[BatchChange], hold: bool) -> None:
-        keys = _affected_keys(changes)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(*keys)
-        for key in keys:
-            pipe.incr(_generation_key(key))
-            pipe.expire(_generation_key(key), self._ttl * 2)
-        if hold:
-            for key in keys:
-                pipe.set(_hold_key(key), b"1", ex=_HOLD_SECONDS)
-        else:
-            pipe.delete(*(_hold_key(key) for key in keys))
-            for change in changes:
-                pipe.publish(CHANGES_CHANNEL, json.dumps({"batch_id": change.batch_id, "version": change.version}))
-        await pipe.execute()
+        keys = [k for key in _affected_keys(changes) for k in (key, _generation_key(key), _hold_key(key))]
+        notices = [] if hold else [json.dumps({"batch_id": c.batch_id, "version": c.version}) for c in changes]
+        await self._redis.eval(
+            _INVALIDATE, len(keys), *keys, "1" if hold else "0", self._ttl * 2, _HOLD_SECONDS, *notices
+        )
 
 
 class RedisSeenEventHints:

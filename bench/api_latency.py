@@ -1,0 +1,203 @@
+"""Status-read latency and throughput of the API as deployed (hypercorn), cached vs uncached, on loopback.
+
+`--batches` batches (full lifecycles of 5 essays) are written through the real write side. The API runs
+as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs` rounds times two passes of
+`--requests` GETs of /internal/v1/batches/{id}/status with `--concurrency` clients in flight:
+  - uncached: the batches' cache entries are deleted first and every request asks for a different batch,
+    so each one misses, queries PostgreSQL and fills the cache;
+  - cached: the same requests again, now all hits (Redis only).
+The API's own cache counters confirm every request was a miss (resp. a hit). Figures are the median of
+the runs; latency is measured at the client (httpx), request sent to body read.
+
+    .venv/bin/python bench/api_latency.py [--requests 2000] [--concurrency 20] [--runs 3] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from alembic import command
+from alembic.config import Config
+from redis.asyncio import Redis
+
+from local_stack import ensure_stack
+from result_aggregator_service.adapters.response_cache import batch_key
+from result_aggregator_service.config import Settings
+from result_aggregator_service.providers import make_container
+from result_aggregator_service.service_layer.ingest import process_batch
+from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
+from result_aggregator_service.tests.contract.sample_envelopes import new_id
+from result_aggregator_service.tests.fakes import record_of
+from result_aggregator_service.tests.scenarios import lifecycle
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "bench-internal-api-key"
+AUTH = {"X-Internal-API-Key": API_KEY, "X-Service-ID": "api-gateway-service"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _seed(settings: Settings, count: int) -> list[str]:
+    batch_ids = [new_id("bench-batch-") for _ in range(count)]
+    events = [e for b in batch_ids for e in lifecycle(b, [new_id("essay-") for _ in range(5)], user_id="bench")]
+    container = make_container(settings)
+    try:
+        for start in range(0, len(events), 500):
+            async with container() as request:
+                await process_batch(
+                    [record_of(e) for e in events[start : start + 500]],
+                    await request.get(UnitOfWork),
+                    await request.get(SeenEventHints),
+                    await request.get(ChangeSink),
+                )
+    finally:
+        await container.close()
+    return batch_ids
+
+
+def _start_api(settings: Settings, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "RESULT_AGGREGATOR_INTERNAL_API_KEY": API_KEY,
+        "RESULT_AGGREGATOR_HTTP_PORT": str(port),
+        "RESULT_AGGREGATOR_HTTP_WORKERS": str(workers),
+        "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
+    }
+    module = "result_aggregator_service.entrypoints.api"
+    return subprocess.Popen([sys.executable, "-m", module], env=env)
+
+
+async def _wait_healthy(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the API exited with {process.returncode}")
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the API did not become healthy within 60 s")
+
+
+async def _lookups(client: httpx.AsyncClient, result: str) -> float:
+    lines = (await client.get("/metrics")).text.splitlines()
+    wanted = [line for line in lines if line.startswith("ras_cache_lookups_total{") and f'result="{result}"' in line]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in wanted)
+
+
+async def _pass(client: httpx.AsyncClient, batch_ids: list[str], concurrency: int) -> tuple[list[float], float]:
+    """Latencies (s) of one GET per id, `concurrency` at a time, and the wall-clock time of the pass."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for batch_id in batch_ids:
+        queue.put_nowait(batch_id)
+    latencies: list[float] = []
+
+    async def caller() -> None:
+        while not queue.empty():
+            batch_id = queue.get_nowait()
+            started = time.perf_counter()
+            response = await client.get(f"/internal/v1/batches/{batch_id}/status", headers=AUTH)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise SystemExit(f"{batch_id}: {response.status_code} {response.text}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - started
+
+
+def _summary(latencies: list[float], wall: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "req_per_s": len(latencies) / wall,
+    }
+
+
+async def _measure(args: argparse.Namespace, settings: Settings, batch_ids: list[str], url: str) -> None:
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    results: dict[str, list[dict[str, float]]] = {"uncached": [], "cached": []}
+    async with (
+        httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client,
+        Redis.from_url(settings.redis_url) as redis,
+    ):
+        ids = batch_ids[: args.requests]
+        await _pass(client, ids[:200], args.concurrency)  # warm up connections and pools
+        for run in range(1, args.runs + 1):
+            await redis.delete(*(batch_key(b) for b in ids))
+            for mode, result in (("uncached", "miss"), ("cached", "hit")):
+                before = await _lookups(client, result)
+                summary = _summary(*await _pass(client, ids, args.concurrency))
+                counted = await _lookups(client, result) - before
+                if args.workers == 1 and counted != len(ids):  # each worker process counts its own
+                    raise SystemExit(f"run {run} {mode}: {counted:.0f} of {len(ids)} requests were a {result}")
+                results[mode].append(summary)
+                print(f"run {run} {mode:>8}: " + "  ".join(f"{k} {v:8.2f}" for k, v in summary.items()))
+    medians = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
+    print(
+        f"\nmedian of {args.runs} runs, {len(ids)} requests, concurrency {args.concurrency}, {args.workers} worker(s)"
+    )
+    for mode, summary in medians.items():
+        print(f"{mode:>8}: " + "  ".join(f"{k} {v:8.2f}" for k, v in summary.items()))
+    print(
+        "cached/uncached: "
+        + "  ".join(f"{k} {medians['cached'][k] / medians['uncached'][k]:.2f}" for k in medians["cached"])
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="hypercorn worker processes (counters need 1)")
+    args = parser.parse_args()
+
+    env = ensure_stack()
+    settings = Settings(
+        database_url=env["DATABASE_URL"],
+        redis_url=env["REDIS_URL"],
+        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+    )
+    alembic = Config(str(ROOT / "services" / "result_aggregator_service" / "alembic.ini"))
+    alembic.attributes["database_url"] = settings.database_url
+    command.upgrade(alembic, "head")
+    print(f"seeding {args.requests} batches of 5 essays through process_batch ...")
+    batch_ids = asyncio.run(_seed(settings, args.requests))
+
+    port = _free_port()
+    process = _start_api(settings, port, args.workers)
+    try:
+
+        async def run() -> None:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+                await _wait_healthy(probe, process)
+            await _measure(args, settings, batch_ids, f"http://127.0.0.1:{port}")
+
+        asyncio.run(run())
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()
