@@ -1,7 +1,7 @@
 """End-to-end fixtures: the worker and the API as real processes, a producer on the real broker.
 
-The worker reaches PostgreSQL through a proxy the tests can cut, so an outage is real without stopping
-the shared server.
+The worker reaches PostgreSQL and Redis through proxies the tests can cut, so an outage is real without
+stopping the shared servers.
 """
 
 from __future__ import annotations
@@ -67,18 +67,28 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def postgres_proxy(settings: Settings) -> Iterator[TcpProxy]:
-    url = urlsplit(settings.database_url)
-    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432).start()
+def _proxy_to(url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0).start()
     yield proxy
     proxy.cut()
 
 
-def _through(proxy: TcpProxy, database_url: str) -> str:
-    url = urlsplit(database_url)
-    netloc = url.netloc.rsplit("@", 1)
-    return urlunsplit(url._replace(netloc=f"{netloc[0]}@127.0.0.1:{proxy.port}"))
+@pytest.fixture(scope="session")
+def postgres_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    yield from _proxy_to(settings.database_url)
+
+
+@pytest.fixture(scope="session")
+def redis_proxy(settings: Settings) -> Iterator[TcpProxy]:
+    yield from _proxy_to(settings.redis_url)
+
+
+def _through(proxy: TcpProxy, url: str) -> str:
+    """`url` with its host and port replaced by the proxy's (credentials and path kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}"))
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +108,12 @@ async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.fixture(scope="module")
-def worker_process(settings: Settings, postgres_proxy: TcpProxy) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, postgres_proxy: TcpProxy, redis_proxy: TcpProxy
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
-        "RESULT_AGGREGATOR_DATABASE_URL": _through(postgres_proxy, settings.database_url),
         "DATABASE_URL": _through(postgres_proxy, settings.database_url),
+        "REDIS_URL": _through(redis_proxy, settings.redis_url),
         "RESULT_AGGREGATOR_CONSUMER_GROUP": "result_aggregator_e2e",
         "RESULT_AGGREGATOR_SUBSCRIBED_TOPICS": json.dumps([*CONSUMED_TOPICS, UNMAPPED_TOPIC]),
         "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",

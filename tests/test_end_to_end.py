@@ -202,3 +202,31 @@ async def test_a_read_that_follows_the_commit_never_returns_the_older_state(
     assert fresh_status.json()["essays"][0]["filename"] == "fresh.docx"
     assert fresh_status.headers["ETag"] != cached_status.headers["ETag"]
     assert fresh_list.json()["pagination"]["total"] == 2
+
+
+async def test_a_redis_outage_pauses_consumption_and_loses_nothing(
+    kafka_producer: AIOKafkaProducer,
+    api_client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    redis_proxy: TcpProxy,
+    worker_process: subprocess.Popen[bytes],
+) -> None:
+    batch_id, essay_id = samples.new_id("batch-"), samples.new_id("essay-")
+    registration = samples.batch_registered(batch_id, [essay_id])
+    await publish(kafka_producer, registration)
+    await wait_for(lambda: claimed(sessions, registration), what="the registration's claim")
+    status_url = f"/internal/v1/batches/{batch_id}/status"
+    await api_client.get(status_url)  # cached now: the API reaches Redis directly, the worker does not
+
+    slot = samples.slot_assigned(batch_id, essay_id, file_name="after-the-outage.docx")
+    redis_proxy.cut()
+    try:
+        await publish(kafka_producer, slot)
+        await asyncio.sleep(3)  # the outage: the worker cannot invalidate, so it must not commit either
+        assert worker_process.poll() is None, "the worker died during the outage"
+        assert not await claimed(sessions, slot), "committed a change whose cached responses it could not drop"
+    finally:
+        redis_proxy.restore()
+    await wait_for(lambda: claimed(sessions, slot), within=60, what="the event after the outage")
+    body = (await api_client.get(status_url)).json()
+    assert body["essays"][0]["filename"] == "after-the-outage.docx"

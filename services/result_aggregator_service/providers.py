@@ -56,10 +56,8 @@ class ServiceProvider(Provider):
         return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
     @provide(scope=Scope.APP)
-    def response_cache(
-        self, redis: Redis, settings: Settings, backoff: Backoff
-    ) -> AnyOf[RedisResponseCache, ChangeSink]:
-        return RedisResponseCache(redis, settings.cache_ttl_seconds, backoff)
+    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[RedisResponseCache, ChangeSink]:
+        return RedisResponseCache(redis, settings.cache_ttl_seconds)
 
     @provide(scope=Scope.APP)
     def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:

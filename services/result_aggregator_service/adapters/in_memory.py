@@ -60,7 +60,6 @@ class InMemoryUnitOfWork:
         self._flushed: dict[str, BatchResult] = {}
         self.batches = InMemoryBatchRepository(store)
         self.parked = InMemoryParkedEventStore(self._parked)
-        self.committed = False
 
     async def __aenter__(self) -> Self:
         return self
@@ -80,7 +79,7 @@ class InMemoryUnitOfWork:
 
     async def flush(self) -> list[BatchChange]:
         self._flushed = {}
-        changes = []
+        changes: list[BatchChange] = []
         for batch_id, batch in self.batches.saved.items():
             before = self._store.batches.get(batch_id)
             if batch != before:
@@ -96,13 +95,12 @@ class InMemoryUnitOfWork:
         self._store.claims.update(self._claims)
         self._store.parked.extend(self._parked)
         self._discard_pending()
-        self.committed = True
 
     async def rollback(self) -> None:
         self._discard_pending()
 
     def _discard_pending(self) -> None:
-        self._flushed: dict[str, BatchResult] = {}
+        self._flushed = {}
         self._claims.clear()
         self._parked.clear()
         self.batches.saved.clear()

@@ -10,7 +10,7 @@ which nothing is cached at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from uuid import UUID
@@ -19,7 +19,6 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from huleedu_service_libs.retry import Backoff, retry_forever
 from result_aggregator_service.service_layer.ports import BatchChange
 
 CHANGES_CHANNEL: Final = "ras:changes"
@@ -91,10 +90,9 @@ def _affected_keys(changes: Sequence[BatchChange]) -> list[str]:
 
 
 class RedisResponseCache:
-    def __init__(self, redis: Redis, ttl_seconds: int, backoff: Backoff) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
-        self._backoff = backoff
 
     async def read(self, key: str, page: str = "") -> tuple[bytes | None, str]:
         """The cached value (None on a miss) and the generation to hand back to `fill`."""
@@ -110,22 +108,16 @@ class RedisResponseCache:
         stored = await self._redis.eval(_FILL_IF_CURRENT, len(keys), *keys, generation, page, value, self._ttl)
         return bool(stored)
 
+    # Both raise when Redis is unreachable: the micro-batch then rolls back (or, after its commit, is
+    # replayed as duplicates that announce their batches again) and is retried, so consumption pauses
+    # and no offset passes a stale cache entry.
     async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
-        await self._retry(self._invalidate, changes, hold=True)
+        if changes:
+            await self._invalidate(changes, hold=True)
 
     async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
-        await self._retry(self._invalidate, changes, hold=False)
-
-    async def _retry(
-        self,
-        invalidate: Callable[[Sequence[BatchChange], bool], Awaitable[None]],
-        changes: Sequence[BatchChange],
-        *,
-        hold: bool,
-    ) -> None:
-        """Retried until Redis answers: consumption pauses rather than let an offset pass a stale entry."""
         if changes:
-            await retry_forever(lambda: invalidate(changes, hold), is_redis_unavailable, self._backoff, _log)
+            await self._invalidate(changes, hold=False)
 
     async def _invalidate(self, changes: Sequence[BatchChange], hold: bool) -> None:
         keys = [k for key in _affected_keys(changes) for k in (key, _generation_key(key), _hold_key(key))]

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from huleedu_service_libs.retry import Backoff
 from result_aggregator_service.adapters.response_cache import (
     CHANGES_CHANNEL,
     RedisResponseCache,
@@ -31,7 +30,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def cache(redis: Redis) -> RedisResponseCache:
-    return RedisResponseCache(redis, ttl_seconds=60, backoff=Backoff(0.01, 0.05))
+    return RedisResponseCache(redis, ttl_seconds=60)
 
 
 def a_change(user: str = "u") -> BatchChange:
@@ -88,7 +87,7 @@ async def test_a_committed_change_is_announced_with_its_version(redis: Redis, ca
         await pubsub.subscribe(CHANGES_CHANNEL)
         await cache.batches_changing([change])
         await cache.batches_changed([change])
-        notices = []
+        notices: list[dict[str, object]] = []
         async with asyncio.timeout(5):
             while not any(n.get("batch_id") == change.batch_id for n in notices):
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
