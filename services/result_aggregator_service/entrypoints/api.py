@@ -1,0 +1,85 @@
+"""API role: the internal query API (Quart) served by hypercorn with `settings.http_workers` processes.
+
+Run: `python -m result_aggregator_service.entrypoints.api`. OpenAPI at `/openapi.json`, docs at `/docs`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dishka import AsyncContainer
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.run import run as run_hypercorn
+from quart import Quart
+from quart_dishka import QuartDishka, QuartProvider
+from quart_schema import APIKeySecurityScheme, Info, QuartSchema
+
+from huleedu_service_libs.logging import configure_logging
+from result_aggregator_service.config import Settings
+from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
+from result_aggregator_service.entrypoints.cached_reads import ApiProvider
+from result_aggregator_service.entrypoints.http_errors import register_error_handlers
+from result_aggregator_service.entrypoints.observability import install_request_observability
+from result_aggregator_service.entrypoints.routes import routes
+from result_aggregator_service.providers import make_container
+
+SERVICE_NAME = "result_aggregator_api"
+
+
+def api_container(settings: Settings) -> AsyncContainer:
+    """The service's container plus what the API adds (the request context, the cached reads)."""
+    return make_container(settings, QuartProvider(), ApiProvider())
+
+
+def create_app(settings: Settings, container: AsyncContainer | None = None) -> Quart:
+    """The Quart app. A `container` passed in must come from `api_container` and is closed by its
+    owner; without one the app builds its own and closes it when it stops serving."""
+    owned = container is None
+    container = container if container is not None else api_container(settings)
+    app = Quart(__name__)
+    QuartSchema(
+        app,
+        info=Info(title="Result Aggregator Service: internal query API", version="1"),
+        security_schemes={
+            "InternalApiKey": APIKeySecurityScheme(in_="header", name=API_KEY_HEADER),
+            "ServiceId": APIKeySecurityScheme(in_="header", name=SERVICE_ID_HEADER),
+        },
+    )
+    # hook order: correlation id first (every answer carries it), then auth, then the request scope
+    install_request_observability(app, container)
+    app.before_request(service_auth(settings))
+    QuartDishka(app=app, container=container)
+    register_error_handlers(app)
+    app.register_blueprint(routes)
+    if owned:
+        app.after_serving(container.close)
+    return app
+
+
+def app_from_env() -> Quart:
+    """What each hypercorn worker process loads."""
+    settings = Settings()
+    configure_logging(SERVICE_NAME, settings.log_level, settings.log_json)
+    return create_app(settings)
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    config.bind = [f"{host}:{settings.http_port}"]
+    config.workers = settings.http_workers
+    config.application_path = "result_aggregator_service.entrypoints.api:app_from_env()"
+    config.accesslog = None  # request metrics and error logs cover it; access lines would double the volume
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our JSON handler, not a second one
+    config.graceful_timeout = 10.0
+    return config
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(SERVICE_NAME, settings.log_level, settings.log_json)
+    raise SystemExit(run_hypercorn(hypercorn_config(settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Service-to-service auth for `/internal/v1/*`: a shared key (constant-time compare) and an allowlisted caller.
+
+Missing or wrong key → 401; a valid key from a service not on the allowlist (or none named) → 403.
+The key is never logged; only the caller's service id is bound into the log context.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+import structlog
+from quart import request
+
+from result_aggregator_service.config import Settings
+from result_aggregator_service.entrypoints.http_errors import Forbidden, Unauthorized
+
+PROTECTED_PREFIX = "/internal/v1/"
+API_KEY_HEADER = "X-Internal-API-Key"
+SERVICE_ID_HEADER = "X-Service-ID"
+
+
+def service_auth(settings: Settings) -> Callable[[], Awaitable[None]]:
+    """A `before_request` hook enforcing the settings' key and allowlist."""
+    expected_key = settings.internal_api_key.get_secret_value().encode()
+    allowed = frozenset(settings.allowed_service_ids)
+
+    async def check() -> None:
+        if not request.path.startswith(PROTECTED_PREFIX):
+            return
+        provided = request.headers.get(API_KEY_HEADER, "").encode()
+        if not provided:
+            raise Unauthorized(f"missing {API_KEY_HEADER} header")
+        if not hmac.compare_digest(provided, expected_key):
+            raise Unauthorized(f"invalid {API_KEY_HEADER}")
+        service_id = request.headers.get(SERVICE_ID_HEADER, "")
+        if service_id not in allowed:
+            raise Forbidden(
+                f"service {service_id!r} may not call this API" if service_id else f"missing {SERVICE_ID_HEADER}"
+            )
+        structlog.contextvars.bind_contextvars(caller_service=service_id)
+
+    return check

@@ -1,0 +1,151 @@
+"""One JSON error shape for every 4xx/5xx, correlation ids, request metrics by route template, and /healthz."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import structlog
+from dishka import AsyncContainer
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from result_aggregator_service.config import Settings
+from result_aggregator_service.entrypoints.api import create_app
+from result_aggregator_service.entrypoints.routes import BATCH_STATUS_ROUTE
+from result_aggregator_service.tests.contract import sample_envelopes as samples
+from result_aggregator_service.tests.integration.api_support import (
+    API_KEY,
+    AUTH,
+    BATCH_STATUS,
+    Client,
+    ingest,
+    serving,
+    unused_port,
+)
+
+pytest_plugins = ["result_aggregator_service.tests.integration.api_fixtures"]
+pytestmark = pytest.mark.infra
+
+
+async def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.content_type == "application/json"
+    body: dict[str, Any] = await response.get_json()
+    assert set(body) == {"error", "message", "correlation_id"} and body["error"] == code
+    assert body["correlation_id"] == response.headers["X-Correlation-ID"]
+    return body
+
+
+async def test_an_unknown_route_and_a_wrong_method_answer_in_the_error_shape(client: Client) -> None:
+    await error_of(await client.get("/no/such/route"), 404, "not_found")
+    wrong_method = await client.post(BATCH_STATUS.format("b"), headers=AUTH)
+    await error_of(wrong_method, 405, "method_not_allowed")
+    assert "GET" in wrong_method.headers["Allow"]
+
+
+async def test_an_unexpected_exception_is_a_logged_500_in_the_error_shape(settings: Settings) -> None:
+    app = create_app(settings)
+    log_context: list[dict[str, Any]] = []
+
+    @app.get("/explode")
+    async def explode() -> str:
+        log_context.append(structlog.contextvars.get_contextvars())
+        raise RuntimeError("kaboom")
+
+    async with app.test_app() as test_app:
+        with structlog.testing.capture_logs() as logs:
+            response = await test_app.test_client().get("/explode", headers={"X-Correlation-ID": "corr-500"})
+
+    body = await error_of(response, 500, "internal_error")
+    assert "kaboom" not in body["message"] and body["correlation_id"] == "corr-500"
+    [logged] = [entry for entry in logs if entry["event"] == "unhandled_error"]
+    assert logged["exc_info"] is True and logged["log_level"] == "error"
+    assert log_context == [{"correlation_id": "corr-500"}]  # every log line of the request carries it
+
+
+async def test_a_correlation_id_is_echoed_or_generated_on_every_answer(client: Client) -> None:
+    offered = await client.get("/healthz", headers={"X-Correlation-ID": "req-123"})
+    generated = await client.get(BATCH_STATUS.format("b"))
+    unusable = await client.get("/healthz", headers={"X-Correlation-ID": "bad id with spaces"})
+
+    assert offered.headers["X-Correlation-ID"] == "req-123"
+    assert len(generated.headers["X-Correlation-ID"]) == 36
+    assert (await generated.get_json())["correlation_id"] == generated.headers["X-Correlation-ID"]
+    assert unusable.headers["X-Correlation-ID"] != "bad id with spaces"
+
+
+async def test_requests_are_counted_by_route_template_not_raw_path(
+    client: Client, api_services: AsyncContainer
+) -> None:
+    batch_id = samples.new_id("batch-")
+    await ingest(api_services, [samples.batch_registered(batch_id, ["e1"])])
+    await client.get(BATCH_STATUS.format(batch_id), headers=AUTH)
+    await client.get("/nowhere")
+
+    exposition = await (await client.get("/metrics")).get_data(as_text=True)
+
+    families = {family.name: family for family in text_string_to_metric_families(exposition)}
+    requests = {(s.labels["route"], s.labels["status"]) for s in families["ras_http_requests"].samples}
+    assert (BATCH_STATUS_ROUTE, "200") in requests and ("<unmatched>", "404") in requests
+    assert batch_id not in exposition
+    latency = {s.labels["route"] for s in families["ras_http_request_duration_seconds"].samples}
+    assert BATCH_STATUS_ROUTE in latency
+
+
+async def test_health_reports_each_dependency_with_its_latency(client: Client) -> None:
+    response = await client.get("/healthz")
+
+    assert response.status_code == 200
+    body = await response.get_json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "redis", "kafka"}
+    for check in body["checks"].values():
+        assert check["status"] == "ok" and check["latency_ms"] >= 0 and check["error"] is None
+
+
+async def test_without_postgresql_health_is_503_and_queries_are_503_in_the_error_shape(settings: Settings) -> None:
+    no_database = settings.model_copy(
+        update={
+            "database_url": f"postgresql+asyncpg://nobody:nothing@127.0.0.1:{unused_port()}/none",
+            "internal_api_key": SecretStr(API_KEY),
+        }
+    )
+
+    async with serving(no_database) as client:
+        health = await client.get("/healthz")
+        query = await client.get(BATCH_STATUS.format(samples.new_id("batch-")), headers=AUTH)
+
+    assert health.status_code == 503
+    body = await health.get_json()
+    assert body["status"] == "unavailable" and body["checks"]["database"]["status"] == "error"
+    assert body["checks"]["redis"]["status"] == "ok"
+    await error_of(query, 503, "service_unavailable")
+    assert query.headers["Retry-After"] == "1"
+
+
+async def test_without_kafka_health_is_degraded_but_200(settings: Settings) -> None:
+    no_kafka = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{unused_port()}"})
+
+    async with serving(no_kafka) as client:
+        health = await client.get("/healthz")
+
+    assert health.status_code == 200
+    body = await health.get_json()
+    assert body["status"] == "degraded" and body["checks"]["kafka"]["status"] == "error"
+
+
+async def test_the_openapi_document_describes_both_queries_and_a_docs_page_exists(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).get_json()
+    docs = await client.get("/docs")
+
+    paths = document["paths"]
+    assert {"/internal/v1/batches/{batch_id}/status", "/internal/v1/batches/user/{user_id}", "/healthz"} <= set(paths)
+    status_op = paths["/internal/v1/batches/{batch_id}/status"]["get"]
+    schema = status_op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["title"] == "BatchStatusResponse"
+    assert set(schema["required"]) >= {"batch_id", "user_id", "overall_status", "essays", "created_at"}
+    assert status_op["security"] == [{"InternalApiKey": [], "ServiceId": []}]
+    query_names = {p["name"] for p in paths["/internal/v1/batches/user/{user_id}"]["get"]["parameters"]}
+    assert query_names == {"user_id", "limit", "offset", "status"}
+    assert docs.status_code == 200 and "text/html" in docs.content_type
