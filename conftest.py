@@ -6,36 +6,40 @@ is started; when that fails the tests fail with the stack's own error. They neve
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from dishka import AsyncContainer
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from result_aggregator_service.adapters.schema import alembic_config, upgrade_to_head
 from result_aggregator_service.config import Settings
 from result_aggregator_service.providers import make_container
 
-SERVICE_DIR = Path(__file__).parent / "services" / "result_aggregator_service"
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(SERVICE_DIR / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    return config
+ENV_KEYS = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 
 
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
-    """KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL: as set in the environment, else the local stack."""
+def stack_env() -> Iterator[dict[str, str]]:
+    """KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL: as set in the environment; else containers where
+    a Docker engine answers; else the local stack (started or reused)."""
     from local_stack import ensure_stack
+    from local_stack.containers import containers, docker_engine_available
 
-    env = ensure_stack()
-    os.environ.update(env)
-    return env
+    if all(os.environ.get(key) for key in ENV_KEYS) or not docker_engine_available():
+        env = ensure_stack()
+        os.environ.update(env)
+        yield env
+        return
+    with containers() as env:
+        os.environ.update(env)
+        yield env
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +52,29 @@ def settings(stack_env: dict[str, str]) -> Settings:
         retry_max_seconds=0.5,
         log_json=False,
     )
-    command.upgrade(alembic_config(settings.database_url), "head")
+    upgrade_to_head(settings.database_url)
     return settings
+
+
+@pytest.fixture
+async def fresh_database_url(settings: Settings) -> AsyncIterator[str]:
+    """A new, empty database on the stack's server (the role has CREATEDB), dropped afterwards."""
+    name = f"ras_test_{uuid.uuid4().hex}"
+    admin = create_async_engine(settings.database_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def migrate(url: str, direction: str, revision: str) -> None:
+    """Alembic `upgrade`/`downgrade` from async code: migrations/env.py calls asyncio.run, which cannot nest
+    in a running loop, so Alembic runs in a thread."""
+    await asyncio.to_thread(getattr(command, direction), alembic_config(url), revision)
 
 
 @pytest.fixture(scope="session")

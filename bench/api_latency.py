@@ -27,12 +27,11 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from alembic import command
-from alembic.config import Config
 from redis.asyncio import Redis
 
 from local_stack import ensure_stack
 from result_aggregator_service.adapters.response_cache import batch_key
+from result_aggregator_service.adapters.schema import upgrade_to_head
 from result_aggregator_service.config import Settings
 from result_aggregator_service.providers import make_container
 from result_aggregator_service.service_layer.ingest import process_batch
@@ -181,9 +180,7 @@ def main() -> None:
         redis_url=env["REDIS_URL"],
         kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
     )
-    alembic = Config(str(ROOT / "services" / "result_aggregator_service" / "alembic.ini"))
-    alembic.attributes["database_url"] = settings.database_url
-    command.upgrade(alembic, "head")
+    upgrade_to_head(settings.database_url)
     print(f"seeding {args.requests} batches of 5 essays through process_batch ...")
     batch_ids = asyncio.run(_seed(settings, args.requests))
 

@@ -26,6 +26,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from local_stack import ensure_stack
+from result_aggregator_service.adapters.schema import upgrade_to_head
 from result_aggregator_service.tests.scenarios import lifecycle
 from tests.kafka_groups import position_group_at_end
 
@@ -119,6 +120,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     env = ensure_stack()
+    upgrade_to_head(env["DATABASE_URL"])
     medians = {}
     for name, (batch_size, share) in CONFIGS.items():
         rates = [await drain_rate(env, batch_size, int(args.events * share)) for _ in range(args.runs)]

@@ -1,4 +1,5 @@
-"""SIGTERM in the middle of a stream: the worker exits cleanly, and its successor loses and repeats nothing."""
+"""A worker's life: SIGTERM mid-stream (its successor loses and repeats nothing), and a start before the
+database is migrated (it waits, then applies; nothing is parked or skipped)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from dishka import AsyncContainer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from conftest import migrate
 from result_aggregator_service.adapters.tables import processed_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
+from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.contract.sample_envelopes import to_bytes
 from result_aggregator_service.tests.scenarios import lifecycle
 from result_aggregator_service.tests.unit.folding import decoded, fold
-from tests.conftest import LOG_DIR, free_port, spawn, wait_for
+from tests.conftest import LOG_DIR, free_port, publish, spawn, wait_for
 from tests.kafka_groups import position_group_at_end
 
 pytestmark = pytest.mark.infra
@@ -101,3 +104,43 @@ async def _claims(sessions: async_sessionmaker[AsyncSession], events: list[dict[
 
 async def _all_claimed(sessions: async_sessionmaker[AsyncSession], events: list[dict[str, Any]]) -> bool:
     return await _claims(sessions, events) == len(events)
+
+
+async def test_a_worker_started_before_the_migrations_waits_for_them_and_parks_nothing(
+    settings: Settings, kafka_producer: AIOKafkaProducer, fresh_database_url: str
+) -> None:
+    group = f"ras-unmigrated-{uuid.uuid4().hex[:8]}"
+    await position_group_at_end(settings.kafka_bootstrap_servers, group)
+    port = free_port()
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
+        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
+        "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",
+        "RESULT_AGGREGATOR_LOG_JSON": "false",
+    }
+    registration = samples.batch_registered(samples.new_id("batch-"), ["e1"])
+    worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-unmigrated.log")
+    try:
+        await wait_for(lambda: _metrics_up(port), within=60, what="the worker's metrics")
+        await publish(kafka_producer, registration)
+        await wait_for(lambda: _retried(port), within=60, what="the worker to retry against the bare database")
+        assert worker.poll() is None
+        await migrate(fresh_database_url, "upgrade", "head")
+        await wait_for(lambda: _outcome(port, "success"), within=60, what="the event applied after the migration")
+        assert await _outcome(port, "parked") == 0
+        assert await _outcome(port, "internal") == 0
+    finally:
+        worker.terminate()
+        await asyncio.to_thread(worker.wait, 30)
+
+
+async def _outcome(port: int, outcome: str) -> float:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
+    lines = [line for line in text.splitlines() if line.startswith("ras_events_processed_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if f'outcome="{outcome}"' in line)
+
+
+async def _retried(port: int) -> bool:
+    return await _outcome(port, "retryable") > 0

@@ -29,6 +29,9 @@ def create_faust_app(
         autodiscover=False,
         store="memory://",
         consumer_auto_offset_reset="earliest",
+        # Never wait for un-acked events on shutdown or rebalance: services that ack only after their
+        # own commit would otherwise hang there; their idempotency makes a redelivery harmless.
+        stream_wait_empty=False,
         broker_session_timeout=session_timeout_seconds,
         broker_rebalance_timeout=rebalance_timeout_seconds,
         broker_heartbeat_interval=max(session_timeout_seconds / 10, 0.5),

@@ -6,6 +6,7 @@ import logging.config
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 
 def logging_config(service_name: str, level: str = "INFO", json: bool = True) -> dict[str, Any]:
@@ -26,7 +27,8 @@ def logging_config(service_name: str, level: str = "INFO", json: bool = True) ->
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
-    tracebacks = [structlog.processors.dict_tracebacks] if json else []
+    # no local variables in tracebacks: they may hold secrets and whole micro-batches
+    tracebacks = [structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))] if json else []
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -112,7 +112,7 @@ def _format(java: str, libs: Path) -> None:
         raise StackError(NAME, f"formatting the storage failed (exit {code})", [log])
 
 
-async def _topics_once(bootstrap: str, topics: tuple[str, ...]) -> bool:
+async def create_topics(bootstrap: str, topics: tuple[str, ...]) -> bool:
     admin_mod: Any = importlib.import_module("aiokafka.admin")
     admin = admin_mod.AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="local-stack", request_timeout_ms=10_000
@@ -144,7 +144,7 @@ def _ready(port: int, topics: tuple[str, ...]) -> bool:
     if not state.port_open(port):
         return False
     try:
-        return asyncio.run(_topics_once(f"127.0.0.1:{port}", topics))
+        return asyncio.run(create_topics(f"127.0.0.1:{port}", topics))
     except Exception:
         return False
 

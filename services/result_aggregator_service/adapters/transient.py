@@ -1,4 +1,5 @@
-"""Which failures are transient (a dependency is unavailable) and worth retrying rather than parking."""
+"""Which failures are transient (a dependency is unavailable or not ready) and worth retrying, pausing
+consumption, rather than parking the events as bad input."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ _TRANSIENT = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    # the environment, not the data: a database not migrated yet, missing grants, wrong credentials
+    asyncpg.exceptions.UndefinedTableError,
+    asyncpg.exceptions.UndefinedColumnError,
+    asyncpg.exceptions.InsufficientPrivilegeError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,
     sa_exc.TimeoutError,  # the connection pool
     RedisConnectionError,
     RedisTimeoutError,

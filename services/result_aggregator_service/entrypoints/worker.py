@@ -82,7 +82,9 @@ async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawR
                 log.exception("record_parked_internal", topic=record.topic, offset=record.offset)
                 park = functools.partial(_park, container, record, error)
                 retried = functools.partial(metrics.observe_retry, [record])
-                metrics.observe_ingest(await retry_forever(park, is_transient, backoff, log, retried), 1, 0.0)
+                # whatever keeps it from being parked, it is retried: the record is never skipped
+                report = await retry_forever(park, lambda _: True, backoff, log, retried)
+                metrics.observe_ingest(report, 1, 0.0)
 
 
 async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:

@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect, make_url, text
+from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import alembic_config
+from conftest import migrate
 from result_aggregator_service.adapters.tables import metadata
-from result_aggregator_service.config import Settings
 
 SERVICE_TABLES = set(metadata.tables)
-
-
-@pytest.fixture
-async def fresh_database_url(settings: Settings) -> AsyncIterator[str]:
-    """A new, empty database on the stack's server (the role has CREATEDB), dropped afterwards."""
-    name = f"ras_migrations_{uuid.uuid4().hex}"
-    admin = create_async_engine(settings.database_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-
-
-async def migrate(url: str, direction: str, revision: str) -> None:
-    # migrations/env.py calls asyncio.run, which cannot nest in this loop: run Alembic in a thread
-    await asyncio.to_thread(getattr(command, direction), alembic_config(url), revision)
 
 
 async def inspect_schema(url: str) -> tuple[set[str], list[Any]]:

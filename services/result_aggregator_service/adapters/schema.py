@@ -1,0 +1,21 @@
+"""Alembic from code (tests, benchmarks); operators use `pdm run migrate` (the alembic CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Synchronous: migrations/env.py runs its own event loop (call it in a thread from async code)."""
+    command.upgrade(alembic_config(database_url), "head")
