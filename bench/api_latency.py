@@ -1,4 +1,4 @@
-"""Status-read latency and throughput of the API as deployed (hypercorn), cached vs uncached, on loopback.
+"""Status-read latency and throughput of the API as deployed (uvicorn), cached vs uncached, on loopback.
 
 `--batches` batches (full lifecycles of 5 essays) are written through the real write side. The API runs
 as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs` rounds times two passes of
@@ -11,6 +11,7 @@ the runs; latency is measured at the client, request sent to body read. The load
 httpx spent ~3.6 ms of client CPU per request at concurrency 20 here and saturated before the server.
 
     .venv/bin/python bench/api_latency.py [--requests 2000] [--concurrency 20] [--runs 3] [--workers 1]
+                                          [--server uvicorn|hypercorn]
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ async def _seed(settings: Settings, count: int) -> list[str]:
     return batch_ids
 
 
-def _start_api(settings: Settings, port: int, workers: int) -> subprocess.Popen[bytes]:
+def _start_api(settings: Settings, port: int, workers: int, server: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -80,8 +81,11 @@ def _start_api(settings: Settings, port: int, workers: int) -> subprocess.Popen[
         "RESULT_AGGREGATOR_HTTP_WORKERS": str(workers),
         "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
     }
-    module = "result_aggregator_service.entrypoints.api"
-    return subprocess.Popen([sys.executable, "-m", module], env=env)
+    if server == "hypercorn":  # the alternative measured against the deployed server (uvicorn)
+        factory = "result_aggregator_service.entrypoints.api:app_from_env()"
+        options = ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        return subprocess.Popen([sys.executable, "-m", "hypercorn", factory, *options], env=env)
+    return subprocess.Popen([sys.executable, "-m", "result_aggregator_service.entrypoints.api"], env=env)
 
 
 async def _wait_healthy(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
@@ -171,7 +175,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="hypercorn worker processes (counters need 1)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (counters need 1)")
+    parser.add_argument("--server", choices=("uvicorn", "hypercorn"), default="uvicorn")
     args = parser.parse_args()
 
     env = ensure_stack()
@@ -185,7 +190,7 @@ def main() -> None:
     batch_ids = asyncio.run(_seed(settings, args.requests))
 
     port = _free_port()
-    process = _start_api(settings, port, args.workers)
+    process = _start_api(settings, port, args.workers, args.server)
     try:
 
         async def run() -> None:

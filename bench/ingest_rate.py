@@ -120,7 +120,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     env = ensure_stack()
-    upgrade_to_head(env["DATABASE_URL"])
+    await asyncio.to_thread(upgrade_to_head, env["DATABASE_URL"])
     medians = {}
     for name, (batch_size, share) in CONFIGS.items():
         rates = [await drain_rate(env, batch_size, int(args.events * share)) for _ in range(args.runs)]

@@ -11,7 +11,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 
 def logging_config(service_name: str, level: str = "INFO", json: bool = True) -> dict[str, Any]:
     """A `logging.config.dictConfig` that renders the standard library's records (faust, aiokafka,
-    hypercorn) and structlog's alike. Frameworks that configure logging themselves take it too."""
+    uvicorn) and structlog's alike. Frameworks that configure logging themselves take it too."""
 
     def add_service(_: Any, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
         event.setdefault("service", service_name)

@@ -65,7 +65,7 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], deadline_sec
 
 @pytest.fixture(scope="session")
 def served_api(api_settings: Settings) -> Iterator[str]:
-    """The API as it runs in production: `python -m ...entrypoints.api` (hypercorn, two worker processes)."""
+    """The API as it runs in production: `python -m ...entrypoints.api` (uvicorn, two worker processes)."""
     port = unused_port()
     env = {
         **os.environ,

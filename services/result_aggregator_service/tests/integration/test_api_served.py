@@ -1,4 +1,4 @@
-"""The API as deployed (hypercorn, two worker processes): invalidation across processes, and a schemathesis
+"""The API as deployed (uvicorn, two worker processes): invalidation across processes, and a schemathesis
 run against its own /openapi.json finding no 5xx and no answer outside the document."""
 
 from __future__ import annotations
