@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from result_aggregator_service.service_layer.ingest import IngestReport
 from result_aggregator_service.service_layer.ports import RawRecord
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -51,6 +54,15 @@ class ServiceMetrics:
             registry=r,
         )
         self.cache_lookups = Counter("ras_cache_lookups_total", "API cache lookups", ["route", "result"], registry=r)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process, or of every server process when the server runs several
+        (then PROMETHEUS_MULTIPROC_DIR is set and each process writes its values there)."""
+        if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
 
     def observe_retry(self, records: Sequence[RawRecord], *_: object) -> None:
         """A transient failure: the records will be tried again (outcome `retryable`)."""

@@ -11,7 +11,7 @@ import hashlib
 import re
 
 from dishka import FromDishka
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, request
 from quart_dishka import inject
 from quart_schema import document_response, hide, security_scheme, validate_querystring
@@ -96,7 +96,7 @@ async def healthz(
 @inject
 async def metrics(service_metrics: FromDishka[ServiceMetrics]) -> Response:
     """Prometheus text format."""
-    return Response(generate_latest(service_metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(service_metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 async def _render_batch(session: AsyncSession, batch_id: str) -> Rendered | None:

@@ -1,5 +1,6 @@
-"""The API as deployed (uvicorn, two worker processes): invalidation across processes, and a schemathesis
-run against its own /openapi.json finding no 5xx and no answer outside the document."""
+"""The API as deployed (uvicorn, two worker processes): invalidation across processes, metrics summed over
+the processes, and a schemathesis run against its own /openapi.json finding no 5xx and no answer outside
+the document."""
 
 from __future__ import annotations
 
@@ -36,6 +37,21 @@ async def test_a_read_after_the_worker_commits_never_sees_the_older_state(
                 listing = (await client.get(USER_BATCHES.format(user_id))).json()
                 assert status["essays"][0]["filename"] == f"v{n}.docx"
                 assert listing["pagination"]["total"] == n + 2
+
+
+async def test_metrics_count_the_requests_of_every_server_process(served_api: str) -> None:
+    async def answered() -> float:
+        text = (await client.get("/metrics")).text
+        route = 'route="/internal/v1/batches/<batch_id>/status"'
+        lines = [line for line in text.splitlines() if line.startswith("ras_http_requests_total{") and route in line]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+    async with httpx.AsyncClient(base_url=served_api, headers=AUTH) as client:
+        before = await answered()
+        for _ in range(20):  # new connections each time: both processes answer some
+            async with httpx.AsyncClient(base_url=served_api, headers=AUTH) as fresh:
+                await fresh.get(BATCH_STATUS.format(samples.new_id("batch-")))
+        assert await answered() - before == 20
 
 
 @pytest.fixture(scope="session")
