@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from dishka import AsyncContainer
 
+from result_aggregator_service.tests.brief_tables import CLIENT_STATUS
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.integration.api_support import AUTH, BATCH_STATUS, Client, ingest
 from result_aggregator_service.tests.scenarios import lifecycle
@@ -26,21 +27,6 @@ ESSAY_FIELDS = {
     "cj_score", "cj_normalized_score", "cj_letter_grade", "cj_confidence_score", "cj_confidence_label",
     "cj_assessment_error_detail", "last_updated",
 }  # fmt: skip
-# the brief's internal → client status table, written out again here on purpose
-CLIENT_STATUS = {
-    "awaiting_content_validation": "pending_content",
-    "awaiting_pipeline_configuration": "pending_content",
-    "content_ingestion_failed": "failed",
-    "failed_critically": "failed",
-    "ready_for_pipeline_execution": "ready",
-    "processing_pipelines": "processing",
-    "awaiting_student_validation": "processing",
-    "student_validation_completed": "processing",
-    "validation_timeout_processed": "processing",
-    "completed_successfully": "completed_successfully",
-    "completed_with_failures": "completed_with_failures",
-    "cancelled": "cancelled",
-}
 
 
 async def status_of(client: Client, batch_id: str) -> dict[str, Any]:

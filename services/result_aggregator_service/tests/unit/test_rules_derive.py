@@ -6,6 +6,7 @@ import pytest
 
 from common_core.enums import BatchClientStatus, BatchStatus, PhaseName, ProcessingStage
 from result_aggregator_service.domain import rules
+from result_aggregator_service.tests.brief_tables import CLIENT_STATUS
 from result_aggregator_service.tests.contract import sample_envelopes as s
 from result_aggregator_service.tests.unit.folding import at, fold_samples
 from result_aggregator_service.tests.unit.test_rules import ESSAYS, B, registered
@@ -42,22 +43,6 @@ def test_an_in_progress_spellcheck_status_keeps_the_essay_processing() -> None:
     )
     assert batch.essays["e1"].spellcheck_progress.stage is ProcessingStage.PROCESSING  # type: ignore[union-attr]
     assert rules.derive_current_phase(batch) is PhaseName.SPELLCHECK
-
-
-CLIENT_STATUS = {  # copied from the brief, section 3
-    "awaiting_content_validation": "pending_content",
-    "awaiting_pipeline_configuration": "pending_content",
-    "content_ingestion_failed": "failed",
-    "failed_critically": "failed",
-    "ready_for_pipeline_execution": "ready",
-    "processing_pipelines": "processing",
-    "awaiting_student_validation": "processing",
-    "student_validation_completed": "processing",
-    "validation_timeout_processed": "processing",
-    "completed_successfully": "completed_successfully",
-    "completed_with_failures": "completed_with_failures",
-    "cancelled": "cancelled",
-}
 
 
 @pytest.mark.parametrize("status", list(BatchStatus))
