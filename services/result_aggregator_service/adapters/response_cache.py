@@ -40,6 +40,18 @@ end
 return 1
 """
 
+# KEYS: the seen-id sets to look in; ARGV: event ids. Returns 1/0 per id: in any of the sets or not.
+_ANY_MEMBER: Final = """
+local hits = {}
+for i = 1, #ARGV do
+  hits[i] = 0
+  for k = 1, #KEYS do
+    if redis.call('SISMEMBER', KEYS[k], ARGV[i]) == 1 then hits[i] = 1 break end
+  end
+end
+return hits
+"""
+
 # KEYS: (value, generation, hold) per affected key; ARGV: hold ('1' set, '0' release), generation ttl,
 # hold seconds, then the change notices to publish (only on release). One round trip per micro-batch.
 _INVALIDATE: Final = (
@@ -131,7 +143,7 @@ class RedisSeenEventHints:
     """The fast-path duplicate check. Only a hint: a Redis failure costs the shortcut, nothing else.
 
     Applied ids go into one Redis set per UTC day (`ras:seen:{date}`), kept for the TTL: a micro-batch
-    costs one SADD to remember and one SMISMEMBER per retained day to check, not a command per event.
+    costs one SADD to remember and one script call to check, not a command per event.
     """
 
     def __init__(self, redis: Redis, ttl_seconds: int) -> None:
@@ -143,16 +155,13 @@ class RedisSeenEventHints:
         if not event_ids:
             return set()
         ids = list(event_ids)
-        members = [str(event_id) for event_id in ids]
+        day_keys = self._day_keys()
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key in self._day_keys():
-                pipe.smismember(key, members)
-            found = await pipe.execute()
+            hits = await self._redis.eval(_ANY_MEMBER, len(day_keys), *day_keys, *(str(i) for i in ids))
         except (RedisError, OSError) as error:
             _log.warning("seen_hints_unavailable", error=str(error))
             return set()
-        return {event_id for event_id, *hits in zip(ids, *found, strict=True) if any(hits)}
+        return {event_id for event_id, hit in zip(ids, hits, strict=True) if hit}
 
     async def remember(self, event_ids: Collection[UUID]) -> None:
         if not event_ids:
