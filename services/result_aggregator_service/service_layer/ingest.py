@@ -115,7 +115,8 @@ def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]
 
 
 async def _route(record: RawRecord, envelope: EventEnvelope[Any], uow: UnitOfWork, report: IngestReport) -> None:
-    with structlog.contextvars.bound_contextvars(correlation_id=str(envelope.correlation_id)):
+    trace = (envelope.metadata or {}).get("traceparent")
+    with structlog.contextvars.bound_contextvars(correlation_id=str(envelope.correlation_id), traceparent=trace):
         try:
             await HANDLERS_BY_TOPIC[record.topic](envelope, uow)
         except RejectedFact as error:
