@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
@@ -10,7 +11,8 @@ from uuid import UUID
 from result_aggregator_service.service_layer.ports import BatchChange, RawRecord
 from result_aggregator_service.tests.contract.sample_envelopes import to_bytes
 
-_offsets = itertools.count()
+# random start: tests share one database, where a (topic, partition, offset) is parked once
+_offsets = itertools.count(random.randrange(10**12))
 
 
 def record_of(sample: dict[str, Any], topic: str | None = None, value: bytes | None = None) -> RawRecord:
