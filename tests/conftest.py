@@ -34,7 +34,7 @@ LOG_DIR = Path(__file__).resolve().parents[1] / ".local-stack" / "e2e-logs"
 T = TypeVar("T")
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], within: float = 30.0, what: str = "condition") -> T:
+async def wait_for(probe: Callable[[], Awaitable[T | None]], within: float = 60.0, what: str = "condition") -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after `within` seconds."""
     deadline = time.monotonic() + within
     while True:
