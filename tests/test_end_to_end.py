@@ -230,3 +230,12 @@ async def test_a_redis_outage_pauses_consumption_and_loses_nothing(
     await wait_for(lambda: claimed(sessions, slot), within=60, what="the event after the outage")
     body = (await api_client.get(status_url)).json()
     assert body["essays"][0]["filename"] == "after-the-outage.docx"
+
+
+async def test_a_record_with_a_header_without_value_is_applied(
+    kafka_producer: AIOKafkaProducer, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    registration = samples.batch_registered(samples.new_id("batch-"), ["e1"])
+    headers = [("event_id", registration["event_id"].encode()), ("trace_id", None)]
+    await kafka_producer.send_and_wait(registration["event_type"], samples.to_bytes(registration), headers=headers)
+    await wait_for(lambda: claimed(sessions, registration), what="the event with a null header")

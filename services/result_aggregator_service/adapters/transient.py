@@ -6,38 +6,44 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from sqlalchemy import exc as sa_exc
 
-_TRANSIENT = (
+# PostgreSQL SQLSTATEs (or their classes) that describe the server or the deployment, not the data.
+_TRANSIENT_SQLSTATES = (
+    "08",  # connection exception
+    "53",  # insufficient resources: disk full, out of memory, too many connections
+    "57P",  # operator intervention: admin or crash shutdown, cannot connect now
+    "25006",  # read-only transaction: a failover to a standby
+    "55P03",  # lock not available
+    "40001",  # serialization failure
+    "40P01",  # deadlock detected
+    "42P01",  # undefined table: the database is not migrated yet
+    "42703",  # undefined column: a migration is missing
+    "42501",  # insufficient privilege
+    "28",  # invalid authorization: wrong credentials
+    "3D000",  # the database does not exist
+)
+
+_TRANSIENT_TYPES = (
     OSError,  # refused or reset connections
     asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,  # "connection is closed" after the server went away
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    # the environment, not the data: a database not migrated yet, missing grants, wrong credentials
-    asyncpg.exceptions.UndefinedTableError,
-    asyncpg.exceptions.UndefinedColumnError,
-    asyncpg.exceptions.InsufficientPrivilegeError,
-    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
-    asyncpg.exceptions.InvalidCatalogNameError,
     sa_exc.TimeoutError,  # the connection pool
-    RedisConnectionError,
-    RedisTimeoutError,
+    # Redis serves only hints (whose errors are swallowed) and cache invalidation, which must succeed:
+    # no Redis error, read-only replica and out-of-memory included, says anything about an event.
+    RedisError,
 )
 
 
 def is_transient(error: BaseException) -> bool:
-    """True when the error, or one it was raised from, says a dependency is unreachable or busy."""
+    """True when the error, or one it was raised from, says a dependency is unreachable, busy or not ready."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, _TRANSIENT):
+        if isinstance(current, _TRANSIENT_TYPES):
+            return True
+        if isinstance(current, asyncpg.PostgresError) and str(current.sqlstate).startswith(_TRANSIENT_SQLSTATES):
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True

@@ -107,22 +107,30 @@ def _raw_record(event: EventT[Any]) -> RawRecord:
         offset=message.offset,
         key=message.key,
         value=message.value if message.value is not None else b"",
-        headers=[(key, value if isinstance(value, bytes) else value.encode()) for key, value in _headers(message)],
+        headers=_headers(message),
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
     )
 
 
-def _headers(message: Any) -> list[tuple[str, bytes | str]]:
+def _headers(message: Any) -> list[tuple[str, bytes]]:
+    """Header values as bytes; Kafka allows a header without a value (None), kept as b""."""
     headers = message.headers or []
-    return list(headers.items() if isinstance(headers, dict) else headers)
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [(key, value.encode() if isinstance(value, str) else value or b"") for key, value in pairs]
 
 
 async def _observe_lag(app: faust.App, events: Sequence[EventT[Any]], metrics: ServiceMetrics) -> None:
-    last_offsets = {event.message.tp: event.message.offset for event in events}
-    for tp, offset in last_offsets.items():
-        highwater = app.consumer.highwater(tp)
-        if highwater is not None:
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
+    """Records behind the high watermark, for the partitions still assigned (a rebalance may have moved
+    some while the micro-batch was applied). Metrics never stop consumption."""
+    try:
+        assigned = app.consumer.assignment()
+        last_offsets = {event.message.tp: event.message.offset for event in events}
+        for tp, offset in last_offsets.items():
+            highwater = app.consumer.highwater(tp) if tp in assigned else None
+            if highwater is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
+    except Exception:
+        log.warning("consumer_lag_unavailable", exc_info=True)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from sqlalchemy import exc as sa_exc
 
 from result_aggregator_service.adapters.transient import is_transient
@@ -26,8 +27,21 @@ def raised_from(cause: BaseException) -> BaseException:
         raised_from(asyncpg.exceptions.UndefinedTableError('relation "batches" does not exist')),
         raised_from(asyncpg.exceptions.DeadlockDetectedError("deadlock detected")),
         sa_exc.TimeoutError("QueuePool limit reached"),
+        ReadOnlyError("You can't write against a read only replica."),
+        raised_from(asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction")),
+        raised_from(asyncpg.exceptions.DiskFullError("could not extend file")),
     ],
-    ids=["refused", "redis", "admin-shutdown", "not-migrated", "deadlock", "pool"],
+    ids=[
+        "refused",
+        "redis",
+        "admin-shutdown",
+        "not-migrated",
+        "deadlock",
+        "pool",
+        "redis-replica",
+        "pg-standby",
+        "disk",
+    ],
 )
 def test_an_unavailable_or_unready_dependency_is_transient(error: BaseException) -> None:
     assert is_transient(error)
@@ -38,9 +52,10 @@ def test_an_unavailable_or_unready_dependency_is_transient(error: BaseException)
     [
         raised_from(asyncpg.exceptions.StringDataRightTruncationError("value too long for type varchar(100)")),
         raised_from(asyncpg.exceptions.NumericValueOutOfRangeError("integer out of range")),
+        raised_from(asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")),
         ValueError("a bug"),
     ],
-    ids=["too-long", "out-of-range", "bug"],
+    ids=["too-long", "out-of-range", "statement-timeout", "bug"],
 )
 def test_an_error_about_the_data_is_not_transient(error: BaseException) -> None:
     assert not is_transient(error)
