@@ -21,7 +21,7 @@ class SystemProcessingMetadata(ContractModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     event: str | None = None
-    error_info: dict[str, Any] = Field(default_factory=dict)
+    error_info: dict[str, Any]
 
 
 class StorageReference(ContractModel):
@@ -127,7 +127,7 @@ class AssessmentResultV1(ContractModel):
     model_provider: str
     model_version: str | None = None
     essay_results: list[EssayResultV1]
-    assessment_metadata: dict[str, Any] = Field(default_factory=dict)
+    assessment_metadata: dict[str, Any]
     assessed_at: datetime
 
 

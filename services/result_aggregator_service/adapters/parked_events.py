@@ -46,7 +46,7 @@ class SqlAlchemyParkedEventStore:
                 error=error,
                 event_id=event_id,
             )
-            .on_conflict_do_nothing(constraint="uq_parked_events_record")
+            .on_conflict_do_nothing()  # the same record (topic, partition, offset, bytes) parked before
         )
 
     async def list(self, state: str = "parked", limit: int = 100, after: int = 0) -> list[ParkedEvent]:

@@ -76,7 +76,7 @@ class SqlAlchemyBatchRepository:
             },
         ).returning(batches.c.batch_id, batches.c.version)
         versions: dict[str, int] = dict((await self._session.execute(upsert, [_batch_row(b) for b in changed])).all())
-        essay_rows = [_essay_row(batch.batch_id, essay) for batch in changed for essay in batch.essays.values()]
+        essay_rows = [_essay_row(batch.batch_id, essay) for batch in changed for essay in self._changed_essays(batch)]
         if essay_rows:
             essay_insert = insert(essays)
             await self._session.execute(
@@ -87,6 +87,11 @@ class SqlAlchemyBatchRepository:
                 essay_rows,
             )
         return [self._change(batch, versions[batch.batch_id]) for batch in changed]
+
+    def _changed_essays(self, batch: BatchResult) -> list[EssayResult]:
+        before = self._loaded.get(batch.batch_id)
+        known = before.essays if before is not None else {}
+        return [essay for essay_id, essay in batch.essays.items() if essay != known.get(essay_id)]
 
     def _change(self, batch: BatchResult, version: int) -> BatchChange:
         before = self._loaded.get(batch.batch_id)

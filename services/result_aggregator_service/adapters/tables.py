@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     func,
     text,
 )
@@ -114,7 +113,14 @@ parked_events = Table(
     Column("state", String(16), nullable=False, server_default="parked"),
     Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("resolved_at", DateTime(timezone=True)),
-    # a record redelivered after a crash is parked once
-    UniqueConstraint("topic", "partition", "offset", name="uq_parked_events_record"),
+)
+# a record redelivered after a crash is parked once; the bytes count too (a recreated topic reuses offsets)
+Index(
+    "uq_parked_events_record",
+    parked_events.c.topic,
+    parked_events.c.partition,
+    parked_events.c.offset,
+    func.md5(parked_events.c.value),
+    unique=True,
 )
 Index("ix_parked_events_state", parked_events.c.state, parked_events.c.id)

@@ -85,8 +85,8 @@ class CachedReads:
         invalidated, or a commit is under way) may predate a commit: it is not shared with other waiters."""
         async with self._sessions() as session:
             answer = await load(session)
-        if generation == _NO_GENERATION:
-            return answer, True
+        if generation == _NO_GENERATION:  # no cache to tell whether a commit landed since: never shared
+            return answer, False
         try:
             return answer, await self._cache.fill(key, generation, _encode(answer), page)
         except Exception as error:

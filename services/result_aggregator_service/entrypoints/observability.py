@@ -15,7 +15,7 @@ from result_aggregator_service.metrics import ServiceMetrics
 
 CORRELATION_HEADER = "X-Correlation-ID"
 UNMATCHED_ROUTE = "<unmatched>"
-_ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._:\-]")
 
 log = structlog.get_logger(__name__)
 
@@ -27,8 +27,9 @@ def install_request_observability(app: Quart, container: AsyncContainer) -> None
     @app.before_request
     async def bind_correlation_id() -> None:
         g.started = perf_counter()
-        offered = request.headers.get(CORRELATION_HEADER, "")
-        g.correlation_id = offered if _ACCEPTABLE_ID.match(offered) else str(uuid.uuid4())
+        # the caller's id, kept to the characters and length safe in a header and a log line
+        offered = _UNSAFE_ID_CHARACTERS.sub("", request.headers.get(CORRELATION_HEADER, ""))[:128]
+        g.correlation_id = offered or str(uuid.uuid4())
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=g.correlation_id)
 

@@ -22,7 +22,7 @@ PAYLOAD_BY_TOPIC = {
     topics.BATCH_PIPELINE_COMPLETED_TOPIC: events.BatchPipelineCompletedV1,
 }
 
-METADATA_REQUIRED = ["metadata.entity_id", "metadata.entity_type", "metadata.timestamp"]
+METADATA_REQUIRED = ["metadata.entity_id", "metadata.entity_type", "metadata.timestamp", "metadata.error_info"]
 
 # Required fields, copied from the brief's tables (dotted paths below `data`; numbers index lists).
 REQUIRED_FIELDS = {
@@ -41,15 +41,16 @@ REQUIRED_FIELDS = {
     topics.SPELLCHECK_RESULTS_TOPIC: [
         "event_name", "entity_id", "timestamp", "status", "system_metadata", "batch_id", "correlation_id",
         "corrections_made", "correction_metrics", "original_text_storage_id", "processing_duration_ms",
-        "processor_version", "system_metadata.entity_id", "correction_metrics.total_corrections",
+        "processor_version", "system_metadata.entity_id", "system_metadata.error_info",
+        "correction_metrics.total_corrections",
         "correction_metrics.l2_dictionary_corrections", "correction_metrics.spellchecker_corrections",
         "correction_metrics.word_count", "correction_metrics.correction_density",
     ],
     topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC: [
         "timestamp", "batch_id", "cj_assessment_job_id", "assessment_method", "model_used", "model_provider",
-        "essay_results", "assessed_at", "essay_results.0.essay_id", "essay_results.0.normalized_score",
-        "essay_results.0.letter_grade", "essay_results.0.confidence_score", "essay_results.0.confidence_label",
-        "essay_results.0.bt_score", "essay_results.0.rank",
+        "essay_results", "assessment_metadata", "assessed_at", "essay_results.0.essay_id",
+        "essay_results.0.normalized_score", "essay_results.0.letter_grade", "essay_results.0.confidence_score",
+        "essay_results.0.confidence_label", "essay_results.0.bt_score", "essay_results.0.rank",
     ],
     topics.BATCH_PIPELINE_COMPLETED_TOPIC: [
         "batch_id", "completed_phases", "final_status", "processing_duration_seconds", "successful_essay_count",

@@ -67,12 +67,14 @@ async def test_an_unexpected_exception_is_a_logged_500_in_the_error_shape(settin
 async def test_a_correlation_id_is_echoed_or_generated_on_every_answer(client: Client) -> None:
     offered = await client.get("/healthz", headers={"X-Correlation-ID": "req-123"})
     generated = await client.get(BATCH_STATUS.format("b"))
-    unusable = await client.get("/healthz", headers={"X-Correlation-ID": "bad id with spaces"})
+    unsafe = await client.get("/healthz", headers={"X-Correlation-ID": "id with spaces;" + "x" * 200})
+    unusable = await client.get("/healthz", headers={"X-Correlation-ID": " ;; "})
 
     assert offered.headers["X-Correlation-ID"] == "req-123"
     assert len(generated.headers["X-Correlation-ID"]) == 36
     assert (await generated.get_json())["correlation_id"] == generated.headers["X-Correlation-ID"]
-    assert unusable.headers["X-Correlation-ID"] != "bad id with spaces"
+    assert unsafe.headers["X-Correlation-ID"] == ("idwithspaces" + "x" * 200)[:128]  # kept, made safe
+    assert len(unusable.headers["X-Correlation-ID"]) == 36  # nothing safe left: a new one
 
 
 async def test_requests_are_counted_by_route_template_not_raw_path(

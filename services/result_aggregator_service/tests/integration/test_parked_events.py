@@ -19,6 +19,7 @@ from dishka import AsyncContainer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common_core import topics
 from result_aggregator_service.adapters.parked_events import SqlAlchemyParkedEventStore
 from result_aggregator_service.adapters.tables import parked_events, processed_events
 from result_aggregator_service.entrypoints.parked import run
@@ -232,3 +233,20 @@ async def test_the_module_lists_parked_events_from_the_command_line(container: A
     assert process.returncode == 0, stderr.decode()
     [row] = [json.loads(line) for line in stdout.decode().splitlines()]
     assert (row["id"], row["reason"], row["value"].encode()) == (parked_id, "schema_invalid", record.value)
+
+
+async def test_a_record_is_parked_once_but_other_bytes_at_a_reused_offset_are_parked_too(
+    container: AsyncContainer,
+) -> None:
+    first = unique_record({"event_type": topics.SPELLCHECK_RESULTS_TOPIC}, value=b"{broken one")
+    redelivered = dataclasses.replace(first)
+    after_the_topic_was_recreated = dataclasses.replace(first, value=b"{broken two")
+    for record in (first, redelivered, after_the_topic_was_recreated):
+        await ingest(container, record)
+    async with container() as request:
+        session = await request.get(AsyncSession)
+        query = select(parked_events.c.value).where(
+            parked_events.c.partition == first.partition, parked_events.c.offset == first.offset
+        )
+        values = sorted((await session.execute(query)).scalars().all())
+    assert values == [b"{broken one", b"{broken two"]
