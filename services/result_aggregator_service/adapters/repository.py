@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +18,8 @@ from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult, EssayResult
 from result_aggregator_service.service_layer.ports import BatchChange
 
-_facts = TypeAdapter(BatchResult)
+_batch_facts = TypeAdapter(BatchResult)
+_essay_facts = TypeAdapter(EssayResult)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -41,8 +44,16 @@ class SqlAlchemyBatchRepository:
             .order_by(batches.c.batch_id)
             .with_for_update()
         )
+        essays_of: dict[str, dict[str, EssayResult]] = defaultdict(dict)
+        essay_rows = await self._session.execute(
+            select(essays.c.batch_id, essays.c.facts).where(essays.c.batch_id.in_(missing))
+        )  # no lock needed: every writer of an essay holds its batch's row lock
+        for batch_id, facts in essay_rows:
+            essay = _essay_facts.validate_python(facts)
+            essays_of[batch_id][essay.essay_id] = essay
         for batch_id, facts in rows:
-            self._loaded[batch_id] = _facts.validate_python(facts) if facts else BatchResult(batch_id)
+            batch = _batch_facts.validate_python(facts) if facts else BatchResult(batch_id)
+            self._loaded[batch_id] = replace(batch, essays=essays_of[batch_id])
 
     async def get(self, batch_id: str) -> BatchResult:
         if batch_id not in self._loaded:
@@ -132,7 +143,7 @@ def _batch_row(batch: BatchResult) -> dict[str, Any]:
         "last_updated": batch.last_updated or _EPOCH,
         "processing_started_at": batch.processing_started_at,
         "processing_completed_at": rules.derive_processing_completed_at(batch),
-        "facts": _facts.dump_python(batch, mode="json"),
+        "facts": _batch_facts.dump_python(batch, mode="json", exclude={"essays"}),
     }
 
 
@@ -164,4 +175,5 @@ def _essay_row(batch_id: str, essay: EssayResult) -> dict[str, Any]:
         "cj_confidence_label": cj.confidence_label.value if cj else None,
         "cj_assessment_error_detail": cj_progress.error_detail if cj_progress else None,
         "last_updated": essay.last_updated or _EPOCH,
+        "facts": _essay_facts.dump_python(essay, mode="json"),
     }

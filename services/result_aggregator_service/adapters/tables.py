@@ -49,7 +49,7 @@ batches = Table(
     Column("processing_completed_at", DateTime(timezone=True)),
     # bumped by every committed change: ETags and change notices carry it
     Column("version", BigInteger, nullable=False, server_default="0"),
-    # the whole aggregate with the stamps of its facts; the repository loads only this
+    # the batch's own facts with their stamps (its essays' facts live in their rows): what the repository loads
     Column("facts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 Index(
@@ -81,6 +81,8 @@ essays = Table(
     Column("cj_confidence_label", String(8)),
     Column("cj_assessment_error_detail", JSONB),
     Column("last_updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the essay's facts with their stamps, so a change to one essay rewrites only its own row
+    Column("facts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     PrimaryKeyConstraint("batch_id", "essay_id"),
     ForeignKeyConstraint(["batch_id"], ["batches.batch_id"], ondelete="CASCADE"),
 )
