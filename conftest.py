@@ -18,11 +18,10 @@ from dishka import AsyncContainer
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from local_stack.state import ENV_KEYS
 from result_aggregator_service.adapters.schema import alembic_config, upgrade_to_head
 from result_aggregator_service.config import Settings
 from result_aggregator_service.providers import make_container
-
-ENV_KEYS = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 
 
 @pytest.fixture(scope="session")

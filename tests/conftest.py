@@ -26,6 +26,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from common_core.topics import CONSUMED_TOPICS
 from result_aggregator_service.config import Settings
+from result_aggregator_service.tests.processes import stop
 from tests.tcp_proxy import TcpProxy
 
 UNMAPPED_TOPIC = "huleedu.e2e.unmapped.v1"
@@ -56,15 +57,6 @@ def spawn(module: str, env: dict[str, str], log_name: str) -> subprocess.Popen[b
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = (LOG_DIR / log_name).open("wb")
     return subprocess.Popen([sys.executable, "-m", module], env={**os.environ, **env}, stdout=log, stderr=log)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _proxy_to(url: str) -> Iterator[TcpProxy]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -37,11 +37,11 @@ class InMemoryBatchRepository:
         self.saved[batch.batch_id] = batch
 
     async def current(self, batch_ids: Collection[str]) -> list[BatchChange]:
-        return [self.change_of(self._store.batches[b]) for b in batch_ids if b in self._store.batches]
-
-    def change_of(self, batch: BatchResult, *before: BatchResult | None) -> BatchChange:
-        users = {b.registration.user_id for b in (*before, batch) if b is not None and b.registration is not None}
-        return BatchChange(batch.batch_id, self._store.versions.get(batch.batch_id, 0), frozenset(users))
+        return [
+            BatchChange.of(self._store.batches[b], self._store.versions.get(b, 0))
+            for b in batch_ids
+            if b in self._store.batches
+        ]
 
 
 class InMemoryParkedEventStore:
@@ -85,7 +85,7 @@ class InMemoryUnitOfWork:
             if batch != before:
                 self._flushed[batch_id] = batch
                 version = self._store.versions.get(batch_id, 0) + 1
-                changes.append(replace(self.batches.change_of(batch, before), version=version))
+                changes.append(BatchChange.of(batch, version, before))
         return changes
 
     async def commit(self) -> None:

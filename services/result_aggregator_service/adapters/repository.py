@@ -97,17 +97,12 @@ class SqlAlchemyBatchRepository:
                 ),
                 essay_rows,
             )
-        return [self._change(batch, versions[batch.batch_id]) for batch in changed]
+        return [BatchChange.of(batch, versions[batch.batch_id], self._loaded.get(batch.batch_id)) for batch in changed]
 
     def _changed_essays(self, batch: BatchResult) -> list[EssayResult]:
         before = self._loaded.get(batch.batch_id)
         known = before.essays if before is not None else {}
         return [essay for essay_id, essay in batch.essays.items() if essay != known.get(essay_id)]
-
-    def _change(self, batch: BatchResult, version: int) -> BatchChange:
-        before = self._loaded.get(batch.batch_id)
-        users = {b.registration.user_id for b in (before, batch) if b is not None and b.registration is not None}
-        return BatchChange(batch.batch_id, version, frozenset(users))
 
 
 def _batch_row(batch: BatchResult) -> dict[str, Any]:

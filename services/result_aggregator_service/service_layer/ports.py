@@ -41,6 +41,12 @@ class BatchChange:
     version: int
     user_ids: frozenset[str] = field(default_factory=frozenset)
 
+    @classmethod
+    def of(cls, batch: BatchResult, version: int, before: BatchResult | None = None) -> BatchChange:
+        """The change to `batch`; its owners before and after (a user's cached list pages show it)."""
+        owners = {b.registration.user_id for b in (before, batch) if b is not None and b.registration is not None}
+        return cls(batch.batch_id, version, frozenset(owners))
+
 
 class BatchRepository(Protocol):
     async def load(self, batch_ids: Collection[str]) -> None:

@@ -22,6 +22,7 @@ from quart.typing import TestClientProtocol
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.api import api_container, create_app
 from result_aggregator_service.tests.integration.api_support import API_KEY, unused_port
+from result_aggregator_service.tests.processes import stop
 
 
 @pytest.fixture(scope="session")
@@ -84,9 +85,4 @@ def served_api(api_settings: Settings) -> Iterator[str]:
         _wait_until_healthy(url, process)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace_seconds=15)
