@@ -39,13 +39,13 @@ class Settings(BaseSettings):
     consumer_group: str = "result_aggregator_group"
     subscribed_topics: list[str] = Field(default_factory=lambda: list(CONSUMED_TOPICS))
     micro_batch_max_events: int = Field(500, ge=1, le=10_000)
-    micro_batch_max_wait_seconds: float = Field(0.2, gt=0)
     retry_initial_seconds: float = Field(0.1, gt=0)
     retry_max_seconds: float = Field(5.0, gt=0)
     seen_hint_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
     worker_metrics_port: int = 9101
     kafka_session_timeout_seconds: float = 10.0
     kafka_rebalance_timeout_seconds: float = 10.0
+    lag_interval_seconds: float = Field(5.0, gt=0)
 
     # internal HTTP API
     http_host: str = "127.0.0.1"

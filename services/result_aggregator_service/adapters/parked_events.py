@@ -43,7 +43,7 @@ class SqlAlchemyParkedEventStore:
                 value=record.value,
                 headers=_headers_to_json(record.headers),
                 reason=reason.value,
-                error=error,
+                error=storable_text(error),
                 event_id=event_id,
             )
             .on_conflict_do_nothing()  # the same record (topic, partition, offset, bytes) parked before
@@ -77,11 +77,27 @@ class SqlAlchemyParkedEventStore:
         await self._session.execute(delete(processed_events).where(processed_events.c.event_id == event_id))
 
 
+def storable_text(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL character, no lone surrogate (each is written as an escape)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _headers_to_json(headers: Sequence[tuple[str, bytes]]) -> list[dict[str, str]]:
-    return [{"key": key, "value_b64": base64.b64encode(value or b"").decode()} for key, value in headers]
+    """Keys and values base64-encoded: a header key may hold any character, NUL included, which JSONB
+    cannot store; a key that is not valid UTF-8 arrives with surrogate escapes, kept as its bytes."""
+    return [
+        {"key_b64": _b64(key.encode("utf-8", "surrogateescape")), "value_b64": _b64(value)} for key, value in headers
+    ]
+
+
+def _b64(data: bytes | None) -> str:
+    return base64.b64encode(data or b"").decode()
 
 
 def _parked(row: Any) -> ParkedEvent:
-    headers = tuple((h["key"], base64.b64decode(h["value_b64"])) for h in row["headers"])
+    headers = tuple(
+        (base64.b64decode(h["key_b64"]).decode("utf-8", "surrogateescape"), base64.b64decode(h["value_b64"]))
+        for h in row["headers"]
+    )
     record = RawRecord(row["topic"], row["partition"], row["offset"], row["key"], row["value"], headers)
     return ParkedEvent(row["id"], record, row["reason"], row["error"], row["event_id"], row["state"], row["parked_at"])

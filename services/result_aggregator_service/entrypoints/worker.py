@@ -1,144 +1,101 @@
-"""Worker role: one faust agent folds every subscribed topic into the read model, a micro-batch at a time.
+"""Worker role: a Kafka consumer group member that folds every subscribed topic into the read model.
+
+One loop, one micro-batch at a time: take what has arrived, apply it in one transaction (retrying
+transient failures, parking what cannot be applied), and only then commit its offsets.
 
 Run: `python -m result_aggregator_service.entrypoints.worker`.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Sequence
-from time import perf_counter
-from typing import Any
+import asyncio
+import contextlib
+import signal
 
-import faust
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from dishka import AsyncContainer
-from faust.types import EventT
 from prometheus_client import start_http_server
 
-from huleedu_service_libs.kafka import create_faust_app
 from huleedu_service_libs.logging import configure_logging
-from huleedu_service_libs.retry import Backoff, retry_forever
-from result_aggregator_service.adapters.transient import is_transient
+from result_aggregator_service.adapters.kafka_source import KafkaRecordSource
 from result_aggregator_service.config import Settings
+from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.providers import make_container
-from result_aggregator_service.service_layer.ingest import IngestReport, park_unprocessable, process_batch
-from result_aggregator_service.service_layer.ports import ChangeSink, RawRecord, SeenEventHints, UnitOfWork
 
 log = structlog.get_logger(__name__)
+_IDLE_WAIT_SECONDS = 1.0  # how long one poll waits when nothing arrives (the loop then polls again)
 
 
-def create_worker(settings: Settings, container: AsyncContainer) -> faust.App:
-    app = create_faust_app(
-        settings.consumer_group,
-        settings.kafka_bootstrap_servers,
-        session_timeout_seconds=settings.kafka_session_timeout_seconds,
-        rebalance_timeout_seconds=settings.kafka_rebalance_timeout_seconds,
+def record_source(settings: Settings, metrics: ServiceMetrics) -> KafkaRecordSource:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,  # offsets move only after the transaction and the cache invalidation
+        auto_offset_reset="earliest",
+        max_poll_records=settings.micro_batch_max_events,
+        session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
+        rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_seconds * 1000),
+        heartbeat_interval_ms=int(max(settings.kafka_session_timeout_seconds / 10, 0.5) * 1000),
     )
-    subscribed_topic = app.topic(*settings.subscribed_topics)
 
-    # concurrency=1: with more, faust can commit an offset past an event still in flight
-    @app.agent(subscribed_topic, concurrency=1, name="fold_results")
-    async def fold_results(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        take = stream.noack_take  # type: ignore[attr-defined]  # missing from faust's StreamT
-        batches = take(settings.micro_batch_max_events, within=settings.micro_batch_max_wait_seconds)
-        async for events in batches:
-            await ingest_until_applied(container, [_raw_record(event) for event in events])
-            for event in events:  # only now may faust commit these offsets
-                await stream.ack(event)
-            await _observe_lag(app, events, await container.get(ServiceMetrics))
-            yield None
+    def assigned(partitions: set[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def serve_metrics() -> None:
-        registry = (await container.get(ServiceMetrics)).registry
-        start_http_server(settings.worker_metrics_port, settings.http_host, registry=registry)
+    def revoked(partitions: set[TopicPartition]) -> None:
+        for tp in partitions:  # another member reports these now
+            with contextlib.suppress(KeyError):
+                metrics.consumer_lag.remove(tp.topic, str(tp.partition))
 
-    return app
+    return KafkaRecordSource(consumer, settings.subscribed_topics, on_assigned=assigned, on_revoked=revoked)
 
 
-async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawRecord]) -> None:
-    """Apply a micro-batch, retrying transient failures for as long as they last; never raises for bad
-    data: a micro-batch that fails otherwise is retried record by record, and a record that still
-    fails is parked. (An agent that raised would have its events acked and skipped by faust.)"""
+async def consume(settings: Settings, container: AsyncContainer, source: KafkaRecordSource) -> None:
+    """Apply micro-batches until cancelled; a cancelled micro-batch rolls back and its offsets stay."""
+    while True:
+        records = await source.next_batch(settings.micro_batch_max_events, _IDLE_WAIT_SECONDS)
+        if records:
+            await ingest_until_applied(container, records)
+            await source.commit(records)
+
+
+async def observe_lag(source: KafkaRecordSource, metrics: ServiceMetrics, every_seconds: float) -> None:
+    """Lag from the broker's end offsets, also while consumption is paused; metrics never stop it."""
+    while True:
+        try:
+            for tp, lag in (await source.lag()).items():
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        except Exception as error:
+            log.warning("consumer_lag_unavailable", error=repr(error))
+        await asyncio.sleep(every_seconds)
+
+
+async def run(settings: Settings, container: AsyncContainer) -> None:
     metrics = await container.get(ServiceMetrics)
-    backoff = await container.get(Backoff)
-
-    async def ingest(batch: Sequence[RawRecord]) -> None:
-        started = perf_counter()
-        retried = functools.partial(metrics.observe_retry, batch)
-        report = await retry_forever(lambda: _process(container, batch), is_transient, backoff, log, retried)
-        metrics.observe_ingest(report, len(batch), perf_counter() - started)
-
+    start_http_server(settings.worker_metrics_port, settings.http_host, registry=metrics.registry)
+    source = record_source(settings, metrics)
+    await source.start()
+    consuming = asyncio.current_task()
+    assert consuming is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, consuming.cancel)
+    lag = asyncio.create_task(observe_lag(source, metrics, settings.lag_interval_seconds))
     try:
-        await ingest(records)
-    except Exception:
-        log.exception("micro_batch_failed_retrying_one_by_one", size=len(records))
-        for record in records:
-            try:
-                await ingest([record])
-            except Exception as error:
-                log.exception("record_parked_internal", topic=record.topic, offset=record.offset)
-                park = functools.partial(_park, container, record, error)
-                retried = functools.partial(metrics.observe_retry, [record])
-                # whatever keeps it from being parked, it is retried: the record is never skipped
-                report = await retry_forever(park, lambda _: True, backoff, log, retried)
-                metrics.observe_ingest(report, 1, 0.0)
-
-
-async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:
-    async with container() as request:
-        return await process_batch(
-            records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
-        )
-
-
-async def _park(container: AsyncContainer, record: RawRecord, error: BaseException) -> IngestReport:
-    async with container() as request:
-        return await park_unprocessable(record, error, await request.get(UnitOfWork))
-
-
-def _raw_record(event: EventT[Any]) -> RawRecord:
-    message = event.message
-    return RawRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value if message.value is not None else b"",
-        headers=_headers(message),
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-    )
-
-
-def _headers(message: Any) -> list[tuple[str, bytes]]:
-    """Header values as bytes; Kafka allows a header without a value (None), kept as b""."""
-    headers = message.headers or []
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return [(key, value.encode() if isinstance(value, str) else value or b"") for key, value in pairs]
-
-
-async def _observe_lag(app: faust.App, events: Sequence[EventT[Any]], metrics: ServiceMetrics) -> None:
-    """Records behind the high watermark, for the partitions still assigned (a rebalance may have moved
-    some while the micro-batch was applied). Metrics never stop consumption."""
-    try:
-        assigned = app.consumer.assignment()
-        last_offsets = {event.message.tp: event.message.offset for event in events}
-        for tp, offset in last_offsets.items():
-            highwater = app.consumer.highwater(tp) if tp in assigned else None
-            if highwater is not None:
-                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
-    except Exception:
-        log.warning("consumer_lag_unavailable", exc_info=True)
+        await consume(settings, container, source)
+    except asyncio.CancelledError:
+        log.info("worker_stopping")
+    finally:
+        lag.cancel()
+        await source.stop()
+        await container.close()
 
 
 def main() -> None:
     settings = Settings()
-    log_config = configure_logging("result_aggregator_worker", settings.log_level, settings.log_json)
-    app = create_worker(settings, make_container(settings))
-    worker = faust.Worker(app, loglevel=settings.log_level, logging_config=log_config, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    configure_logging("result_aggregator_worker", settings.log_level, settings.log_json)
+    asyncio.run(run(settings, make_container(settings)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -84,12 +84,17 @@ async def process_batch(
     return report
 
 
-async def park_unprocessable(record: RawRecord, error: BaseException, uow: UnitOfWork) -> IngestReport:
-    """Keep a record whose processing fails for a reason retrying will not cure."""
+async def park_unprocessable(
+    record: RawRecord, reason: ParkReason, error: BaseException, uow: UnitOfWork, *, minimal: bool = False
+) -> IngestReport:
+    """Keep a record whose processing fails for a reason retrying will not cure; `minimal` keeps only
+    where it came from and its value's bytes (for a record whose key or headers cannot be stored)."""
+    if minimal:
+        record = replace(record, key=None, headers=())
     report = IngestReport()
-    _park(report, Parked(record, ParkReason.INTERNAL, f"{type(error).__name__}: {error}"))
+    _park(report, Parked(record, reason, f"{type(error).__name__}: {error}"))
     async with uow:
-        await uow.parked.park(record, ParkReason.INTERNAL, report.parked[0].error)
+        await uow.parked.park(record, reason, report.parked[0].error)
         await uow.commit()
     return report
 

@@ -31,6 +31,7 @@ class ParkReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     REJECTED = "rejected"
     INTERNAL = "internal"  # an unexpected, non-transient failure while applying the event
+    UNSTORABLE = "unstorable"  # not even parkable in full: kept with its value's bytes only
 
 
 @dataclass(frozen=True)

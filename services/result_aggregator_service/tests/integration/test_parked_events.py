@@ -150,7 +150,9 @@ async def test_replaying_a_valid_event_parked_as_internal_applies_it(
     sample = samples.batch_registered(batch_id, [samples.new_id("essay-")])
     record = unique_record(sample)
     async with container() as request:
-        await park_unprocessable(record, RuntimeError("database exploded"), await request.get(UnitOfWork))
+        await park_unprocessable(
+            record, ParkReason.INTERNAL, RuntimeError("database exploded"), await request.get(UnitOfWork)
+        )
     parked_id = await parked_id_of(container, record)
     assert not await is_registered(container, batch_id)
 

@@ -3,14 +3,18 @@ applied record by record, and only the record that fails is parked (`internal`),
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from dishka import AsyncContainer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from result_aggregator_service.adapters.parked_events import ParkedEvent, SqlAlchemyParkedEventStore
 from result_aggregator_service.adapters.tables import parked_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
-from result_aggregator_service.entrypoints.worker import ingest_until_applied
+from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
+from result_aggregator_service.service_layer.ports import RawRecord
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.fakes import record_of
 
@@ -40,3 +44,44 @@ async def test_a_record_the_database_refuses_is_parked_and_its_micro_batch_neigh
     assert reason == "internal"
     assert "too long" in error
     assert value == records[1].value
+
+
+async def _parked(container: AsyncContainer, record: RawRecord) -> ParkedEvent:
+    sessions = await container.get(async_sessionmaker[AsyncSession])
+    async with sessions() as session:
+        query = select(parked_events.c.id).where(
+            parked_events.c.topic == record.topic,
+            parked_events.c.partition == record.partition,
+            parked_events.c.offset == record.offset,
+        )
+        parked = await SqlAlchemyParkedEventStore(session).get((await session.execute(query)).scalar_one())
+    assert parked is not None
+    return parked
+
+
+async def test_a_record_with_nul_bytes_in_header_keys_and_an_undecodable_body_is_parked_with_its_headers(
+    container: AsyncContainer,
+) -> None:
+    body = b"\x00\xff not json \xc3\x28"
+    headers = [("trace\x00id", b"\x00\x01"), ("\udcff\udcfe", b"v"), ("event_id", b"")]
+    record = dataclasses.replace(record_of(samples.batch_registered(samples.new_id("batch-"), ["e1"])), value=body)
+    record = dataclasses.replace(record, headers=headers, key=b"\x00key\xff")
+
+    await ingest_until_applied(container, [record])
+
+    parked = await _parked(container, record)
+    assert (parked.reason, parked.record.value, parked.record.key) == ("undecodable", body, b"\x00key\xff")
+    assert parked.record.headers == tuple(headers)
+
+
+async def test_a_record_that_cannot_be_parked_in_full_is_kept_as_unstorable_with_its_bytes(
+    container: AsyncContainer,
+) -> None:
+    record = record_of(samples.batch_registered(samples.new_id("batch-"), ["e1"]))
+    broken = dataclasses.replace(record, value=b"{not json", headers=[(b"not-a-str-key", b"v")])  # type: ignore[list-item]
+
+    await ingest_until_applied(container, [broken])
+
+    parked = await _parked(container, broken)
+    assert (parked.reason, parked.record.value, parked.record.headers) == ("unstorable", b"{not json", ())
+    assert "parking refused" in parked.error

@@ -1,0 +1,118 @@
+"""The Kafka side of the worker: raw records in, offsets out only when the caller says so (aiokafka).
+
+A plain consumer group member: no auto-commit, no deserializers (records stay bytes so that bad input
+can be parked as it arrived), and `getmany` batching: it returns at once with whatever is buffered, up
+to the cap, and waits only while nothing is (natural batching: one record at a time when idle, full
+micro-batches under load).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from result_aggregator_service.service_layer.ports import RawRecord
+
+_log = structlog.get_logger(__name__)
+
+
+class KafkaRecordSource:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        topics: Sequence[str],
+        on_assigned: Callable[[set[TopicPartition]], None] = lambda _: None,
+        on_revoked: Callable[[set[TopicPartition]], None] = lambda _: None,
+    ) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._listener = _Rebalances(on_assigned, self._forget_then(on_revoked))
+        self._done: dict[TopicPartition, int] = {}  # next offset to apply, per partition this member applied
+
+    def _forget_then(self, on_revoked: Callable[[set[TopicPartition]], None]) -> Callable[[set[TopicPartition]], None]:
+        def forget(revoked: set[TopicPartition]) -> None:
+            for tp in revoked:
+                self._done.pop(tp, None)
+            on_revoked(revoked)
+
+        return forget
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=self._listener)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def next_batch(self, max_records: int, idle_wait_seconds: float) -> list[RawRecord]:
+        """What has arrived, up to `max_records`; empty after `idle_wait_seconds` of silence."""
+        fetched = await self._consumer.getmany(timeout_ms=int(idle_wait_seconds * 1000), max_records=max_records)
+        return [_raw_record(message) for messages in fetched.values() for message in messages]
+
+    async def commit(self, records: Sequence[RawRecord]) -> None:
+        """Let these records go: the next offset of each partition still assigned to this member.
+
+        A failed commit is not retried: the next one covers these offsets too, and a record it leaves
+        behind is only redelivered, where its claim drops it.
+        """
+        assigned = self._consumer.assignment()
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in assigned:
+                offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        if not offsets:
+            return
+        self._done.update(offsets)
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError:
+            _log.info("offsets_not_committed_rebalanced", partitions=len(offsets))
+        except KafkaError as error:
+            _log.warning("offsets_not_committed", error=repr(error), partitions=len(offsets))
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Records not yet applied per assigned partition: the broker's end offset minus the next offset
+        this member will commit (asked of the broker, so it moves while consumption is paused too)."""
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return {}
+        ends = await self._consumer.end_offsets(list(assigned))
+        lags: dict[TopicPartition, int] = {}
+        for tp, end in ends.items():
+            done = self._done.get(tp)
+            if done is None:
+                done = await self._consumer.committed(tp)
+            if done is not None:
+                lags[tp] = max(end - done, 0)
+        return lags
+
+
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self, on_assigned: Callable[[set[TopicPartition]], None], on_revoked: Callable[[set[TopicPartition]], None]
+    ) -> None:
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_assigned(set(assigned))
+
+
+def _raw_record(message: Any) -> RawRecord:
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value if message.value is not None else b"",
+        headers=[(key, value or b"") for key, value in message.headers or ()],
+        timestamp_ms=message.timestamp,
+    )

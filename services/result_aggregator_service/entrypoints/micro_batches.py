@@ -1,0 +1,75 @@
+"""Applying one micro-batch whatever happens: transient failures pause and retry, anything else is
+narrowed down to the record that causes it, and that record is parked. Never raises for bad data (the
+caller would otherwise commit offsets past records that were neither applied nor parked)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
+
+import structlog
+from dishka import AsyncContainer
+
+from huleedu_service_libs.retry import Backoff, retry_forever
+from result_aggregator_service.adapters.transient import is_transient
+from result_aggregator_service.metrics import ServiceMetrics
+from result_aggregator_service.service_layer.ingest import IngestReport, park_unprocessable, process_batch
+from result_aggregator_service.service_layer.ports import ChangeSink, ParkReason, RawRecord, SeenEventHints, UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawRecord]) -> None:
+    metrics = await container.get(ServiceMetrics)
+    backoff = await container.get(Backoff)
+
+    async def until_done(operation: Callable[[], Awaitable[IngestReport]], batch: Sequence[RawRecord]) -> None:
+        started = perf_counter()
+        retried = functools.partial(metrics.observe_retry, batch)
+        report = await retry_forever(operation, is_transient, backoff, log, retried)
+        metrics.observe_ingest(report, len(batch), perf_counter() - started)
+
+    try:
+        await until_done(lambda: _process(container, records), records)
+        return
+    except Exception:
+        log.exception("micro_batch_failed_retrying_one_by_one", size=len(records))
+    for record in records:
+        try:
+            await until_done(lambda r=record: _process(container, [r]), [record])  # type: ignore[misc]
+        except Exception as error:
+            log.exception(
+                "record_parked_internal", topic=record.topic, partition=record.partition, offset=record.offset
+            )
+            await _park_whatever_happens(container, record, error, until_done)
+
+
+async def _park_whatever_happens(
+    container: AsyncContainer,
+    record: RawRecord,
+    error: Exception,
+    until_done: Callable[[Callable[[], Awaitable[IngestReport]], Sequence[RawRecord]], Awaitable[None]],
+) -> None:
+    """Park as `internal`; if even that is refused for a reason that is not transient (what the database
+    cannot store), keep the bare record as `unstorable`, which needs nothing but its bytes."""
+    try:
+        await until_done(lambda: _park(container, record, ParkReason.INTERNAL, error, minimal=False), [record])
+    except Exception as refused:
+        log.exception("record_parked_unstorable", topic=record.topic, partition=record.partition, offset=record.offset)
+        cause = RuntimeError(f"{type(error).__name__}: {error}; parking refused: {type(refused).__name__}: {refused}")
+        await until_done(lambda: _park(container, record, ParkReason.UNSTORABLE, cause, minimal=True), [record])
+
+
+async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:
+    async with container() as request:
+        return await process_batch(
+            records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
+        )
+
+
+async def _park(
+    container: AsyncContainer, record: RawRecord, reason: ParkReason, error: BaseException, *, minimal: bool
+) -> IngestReport:
+    async with container() as request:
+        return await park_unprocessable(record, reason, error, await request.get(UnitOfWork), minimal=minimal)
