@@ -108,7 +108,6 @@ def worker_process(
         "REDIS_URL": _through(redis_proxy, settings.redis_url),
         "RESULT_AGGREGATOR_CONSUMER_GROUP": "result_aggregator_e2e",
         "RESULT_AGGREGATOR_SUBSCRIBED_TOPICS": json.dumps([*CONSUMED_TOPICS, UNMAPPED_TOPIC]),
-        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(free_port()),
         "RESULT_AGGREGATOR_LOG_JSON": "false",

@@ -25,7 +25,9 @@ def logging_config(service_name: str, level: str = "INFO", json: bool = True) ->
         add_service,
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     # no local variables in tracebacks: they may hold secrets and whole micro-batches
     tracebacks = [structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))] if json else []

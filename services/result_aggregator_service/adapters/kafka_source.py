@@ -13,11 +13,12 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, CorruptRecordException, KafkaError
 
 from result_aggregator_service.service_layer.ports import RawRecord
 
 _log = structlog.get_logger(__name__)
+_UNREADABLE = (UnicodeDecodeError, CorruptRecordException)  # the C and the Python record readers' errors
 
 
 class KafkaRecordSource:
@@ -50,8 +51,45 @@ class KafkaRecordSource:
 
     async def next_batch(self, max_records: int, idle_wait_seconds: float) -> list[RawRecord]:
         """What has arrived, up to `max_records`; empty after `idle_wait_seconds` of silence."""
-        fetched = await self._consumer.getmany(timeout_ms=int(idle_wait_seconds * 1000), max_records=max_records)
+        try:
+            fetched = await self._consumer.getmany(timeout_ms=int(idle_wait_seconds * 1000), max_records=max_records)
+        except _UNREADABLE as error:
+            await self._rewind()
+            return await self._read_up_to_unreadable(_partition_of(error), max_records)
         return [_raw_record(message) for messages in fetched.values() for message in messages]
+
+    async def _rewind(self) -> None:
+        """Back to the first record not yet applied on every partition: a failed `getmany` has moved
+        the positions of the partitions it drained before the failure, and their records are lost."""
+        never_applied = []
+        for tp in self._consumer.assignment():
+            if tp in self._done:
+                self._consumer.seek(tp, self._done[tp])
+            else:
+                never_applied.append(tp)
+        if never_applied:
+            await self._consumer.seek_to_committed(*never_applied)
+
+    async def _read_up_to_unreadable(self, tp: TopicPartition, max_records: int) -> list[RawRecord]:
+        """The client refuses a record it cannot decode (a header key that is not UTF-8, say), and would
+        refuse it forever. Read its partition one record at a time up to it; hand it on marked
+        `unreadable` (to be parked by its place) and step over it."""
+        records: list[RawRecord] = []
+        while len(records) < max_records:
+            try:
+                fetched = await self._consumer.getmany(tp, timeout_ms=1000, max_records=1)
+            except _UNREADABLE as error:
+                offset = await self._consumer.position(tp)
+                _log.warning(
+                    "record_unreadable", topic=tp.topic, partition=tp.partition, offset=offset, error=repr(error)
+                )
+                records.append(RawRecord(tp.topic, tp.partition, offset, None, b"", unreadable=repr(error)))
+                self._consumer.seek(tp, offset + 1)
+                break
+            if not fetched:
+                break
+            records += [_raw_record(message) for message in fetched.get(tp, ())]
+        return records
 
     async def commit(self, records: Sequence[RawRecord]) -> None:
         """Let these records go: the next offset of each partition still assigned to this member.
@@ -104,6 +142,17 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._on_assigned(set(assigned))
+
+
+def _partition_of(error: BaseException) -> TopicPartition:
+    """The partition whose records the client failed to decode: its record reader is on the stack."""
+    frame = error.__traceback__
+    while frame is not None:
+        partition = frame.tb_frame.f_locals.get("tp")
+        if isinstance(partition, TopicPartition):
+            return partition
+        frame = frame.tb_next
+    raise error
 
 
 def _raw_record(message: Any) -> RawRecord:

@@ -102,6 +102,9 @@ async def park_unprocessable(
 def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]:
     decoded: dict[UUID, Decoded] = {}
     for record in records:
+        if record.unreadable is not None:
+            _park(report, Parked(record, ParkReason.UNREADABLE, record.unreadable))
+            continue
         try:
             envelope = decode_envelope(record.topic, record.value)
         except KeyError:

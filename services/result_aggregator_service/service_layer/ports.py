@@ -23,6 +23,7 @@ class RawRecord:
     value: bytes
     headers: Sequence[tuple[str, bytes]] = ()
     timestamp_ms: int | None = None
+    unreadable: str | None = None  # why the Kafka client could not decode it (then only its place is known)
 
 
 class ParkReason(StrEnum):
@@ -31,6 +32,7 @@ class ParkReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     REJECTED = "rejected"
     INTERNAL = "internal"  # an unexpected, non-transient failure while applying the event
+    UNREADABLE = "unreadable"  # the Kafka client cannot decode the record: parked by its place, then skipped
     UNSTORABLE = "unstorable"  # not even parkable in full: kept with its value's bytes only
 
 
