@@ -58,20 +58,21 @@ def lag(
 
 async def measure(bootstrap_servers: str, group: str, topics: list[str]) -> list[PartitionLag]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,  # reads only: joins no group, commits nothing
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=10_000,
-    )
     await admin.start()
     try:
-        await consumer.start()
+        offsets = await admin.list_consumer_group_offsets(group)
+        committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        partitions = await _partitions(admin, topics)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,  # reads only: joins no group, commits nothing
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=10_000,
+        )
         try:
-            offsets = await admin.list_consumer_group_offsets(group)
-            committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-            return await _per_partition(consumer, committed, await _partitions(admin, topics))
+            await consumer.start()
+            return await _per_partition(consumer, committed, partitions)
         finally:
             await consumer.stop()
     finally:
