@@ -9,9 +9,9 @@ fold idempotently.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from dishka import AsyncContainer
@@ -23,11 +23,14 @@ from result_aggregator_service.adapters.parked_events import (
     ParkedFilter,
     SqlAlchemyParkedEventStore,
 )
+from result_aggregator_service.config import Settings
+from result_aggregator_service.providers import make_container
 from result_aggregator_service.service_layer.ingest import process_batch
 from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
 
 _log = structlog.get_logger(__name__)
 PAGE = 500
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,15 @@ class Outcome:
 
     def as_json(self) -> dict[str, Any]:
         return {key: value for key, value in vars(self).items() if value is not None}
+
+
+async def with_container(body: Callable[[AsyncContainer], Awaitable[T]]) -> T:
+    """Run `body` with a container of its own (built from the environment's settings), closed after."""
+    container = make_container(Settings())
+    try:
+        return await body(container)
+    finally:
+        await container.close()
 
 
 async def listing(container: AsyncContainer, which: ParkedFilter, limit: int, after: int) -> list[ParkedEvent]:
