@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
 from sqlalchemy import text
@@ -59,3 +61,24 @@ async def test_migrate_against_an_unreachable_database_exits_3() -> None:
     result = await ras("migrate", env={"DATABASE_URL": "postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none"})
     assert result.exit_code == 3
     assert one_line_error(result).startswith("error: unreachable: ")
+
+
+async def test_up_that_fails_names_every_part_on_one_line(tmp_path: Path) -> None:
+    """Every saved port is held by another process: nothing starts, each part says why."""
+    holders = [socket.socket() for _ in range(4)]
+    try:
+        for holder in holders:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+        ports = dict(
+            zip(("kafka", "kafka_controller", "postgres", "redis"), (h.getsockname()[1] for h in holders), strict=True)
+        )
+        (tmp_path / "ports.json").write_text(json.dumps(ports))
+        result = await ras("stack", "up", env={"LOCAL_STACK_DIR": str(tmp_path)})
+    finally:
+        for holder in holders:
+            holder.close()
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    for part in ("kafka", "postgres", "redis"):
+        assert f"{part}: port {ports[part]} taken" in line
