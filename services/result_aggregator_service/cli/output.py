@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
 stdout = Console(highlight=False, soft_wrap=True)
@@ -55,6 +56,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     except Exception as error:
         if _is_connection_failure(error):
             fail(f"unreachable: {_one_line(error)}", UNREACHABLE)
+        if missing := _missing_table(error):
+            fail(f"the database is not migrated (run `ras migrate`): {missing}")
         raise
 
 
@@ -67,6 +70,15 @@ def _is_connection_failure(error: BaseException) -> bool:
         return True
     cause = error.__cause__ or error.__context__
     return isinstance(cause, OSError | TimeoutError)
+
+
+def _missing_table(error: BaseException) -> str | None:
+    """PostgreSQL's message when a table does not exist (the schema was never migrated), else None."""
+    from sqlalchemy.exc import ProgrammingError
+
+    if isinstance(error, ProgrammingError) and getattr(error.orig, "sqlstate", None) == UNDEFINED_TABLE:
+        return _one_line(error.orig or error)
+    return None
 
 
 def _one_line(error: BaseException) -> str:

@@ -330,3 +330,9 @@ async def test_a_record_is_parked_once_but_other_bytes_at_a_reused_offset_are_pa
         )
         values = sorted((await session.execute(query)).scalars().all())
     assert values == [b"{broken one", b"{broken two"]
+
+
+async def test_a_database_not_migrated_is_named_in_one_line(fresh_database_url: str) -> None:
+    result = await ras("parked", "list", env={"DATABASE_URL": fresh_database_url})
+    assert result.exit_code == 1
+    assert one_line_error(result).startswith("error: the database is not migrated (run `ras migrate`)")
