@@ -1,8 +1,9 @@
 """What every `ras` command shares: exit codes, one-line errors, JSON or rich output, running async code.
 
 Exit codes: 0 done (or healthy); 1 the operation failed (an unknown id, an event still failing, a
-dependency reported unhealthy, servers not running); 2 a usage error (typer's); 3 a dependency could not
-be reached (PostgreSQL, Kafka, the API).
+dependency reported unhealthy, servers not running, the database not migrated); 2 a usage error (typer's);
+3 a dependency could not be reached (PostgreSQL, Kafka). `ras health` reports what it cannot reach in its
+table and exits 1.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ async def test_a_stack_that_never_ran_is_stopped_and_has_no_env(tmp_path: Path) 
     elsewhere = {"LOCAL_STACK_DIR": str(tmp_path)}
     status = await ras("stack", "status", "--json", env=elsewhere)
     assert status.exit_code == 1
-    assert [server["running"] for server in json_of(status)["servers"]] == [False, False, False]
+    servers = json_of(status)["servers"]
+    assert servers and not [server for server in servers if server["running"]]
     env = await ras("stack", "env", env=elsewhere)
     assert env.exit_code == 1 and "no env file" in one_line_error(env)
 
@@ -78,6 +79,7 @@ async def test_up_that_fails_names_every_part_on_one_line(tmp_path: Path) -> Non
     finally:
         for holder in holders:
             holder.close()
+        await ras("stack", "down", env={"LOCAL_STACK_DIR": str(tmp_path)})  # a server of a later version may start
     assert result.exit_code == 1
     line = one_line_error(result)
     for part in ("kafka", "postgres", "redis"):
