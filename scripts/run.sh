@@ -8,10 +8,10 @@ source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] || [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
-  pdm run stack up
+  pdm run ras stack up
   set -a; source .local-stack/stack.env; set +a
 fi
-pdm run migrate
+pdm run ras migrate
 
 pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait; }
@@ -22,11 +22,12 @@ pdm run api & pids+=($!)
 port="${RESULT_AGGREGATOR_HTTP_PORT:-4003}"
 metrics_port="${RESULT_AGGREGATOR_WORKER_METRICS_PORT:-9101}"
 cat >&2 <<MSG
-==> Result Aggregator running (Ctrl-C stops the worker and the API; 'pdm run stack down' stops the stack)
+==> Result Aggregator running (Ctrl-C stops the worker and the API; 'pdm run ras stack down' stops the stack)
     API:            http://127.0.0.1:$port/internal/v1/batches/{batch_id}/status
     health:         http://127.0.0.1:$port/healthz
     API metrics:    http://127.0.0.1:$port/metrics
     worker metrics: http://127.0.0.1:$metrics_port/metrics
     OpenAPI:        http://127.0.0.1:$port/openapi.json  (docs: /docs)
+    ops CLI:        .venv/bin/ras health | lag | parked list   (ras --help)
 MSG
 wait -n "${pids[@]}"

@@ -9,10 +9,10 @@ source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] || [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
-  if ! pdm run stack status >/dev/null 2>&1; then
-    trap 'pdm run stack down' EXIT
+  if ! pdm run ras stack status >/dev/null 2>&1; then
+    trap 'pdm run ras stack down' EXIT
   fi
-  pdm run stack up
+  pdm run ras stack up
 fi
 pdm run lint
 pdm run pytest "$@"

@@ -22,3 +22,14 @@ async def position_group_at_end(bootstrap_servers: str, group: str) -> None:
         await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
     finally:
         await consumer.stop()
+
+
+async def commit_offsets(bootstrap_servers: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for `group`, as a member that consumed up to them would have."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()

@@ -99,16 +99,19 @@ def ensure_stack() -> dict[str, str]:
     return up()
 
 
+def status() -> list[tuple[str, bool, int | None, int | None]]:
+    """Per server: name, running, pid, port."""
+    return [(server.NAME, *server.status()) for server in SERVERS]
+
+
 def _status() -> int:
-    all_running = True
-    for server in SERVERS:
-        running, pid, port = server.status()
-        all_running = all_running and running
+    rows = status()
+    for name, running, pid, port in rows:
         word = "running" if running else "stopped"
-        print(f"{server.NAME:<9} {word:<8} pid {pid or '-':<8} port {port or '-'}")
+        print(f"{name:<9} {word:<8} pid {pid or '-':<8} port {port or '-'}")
     path = state.env_file()
     print(f"env file  {path}{'' if path.is_file() else ' (missing)'}")
-    return 0 if all_running else 1
+    return 0 if all(running for _, running, _, _ in rows) else 1
 
 
 def _env() -> int:

@@ -18,7 +18,7 @@ from aiokafka.errors import CommitFailedError, CorruptRecordException, KafkaErro
 from result_aggregator_service.service_layer.ports import RawRecord
 
 _log = structlog.get_logger(__name__)
-_UNREADABLE = (UnicodeDecodeError, CorruptRecordException)  # the C and the Python record readers' errors
+UNREADABLE = (UnicodeDecodeError, CorruptRecordException)  # the C and the Python record readers' errors
 
 
 class KafkaRecordSource:
@@ -53,9 +53,9 @@ class KafkaRecordSource:
         """What has arrived, up to `max_records`; empty after `idle_wait_seconds` of silence."""
         try:
             fetched = await self._consumer.getmany(timeout_ms=int(idle_wait_seconds * 1000), max_records=max_records)
-        except _UNREADABLE as error:
+        except UNREADABLE as error:
             await self._rewind()
-            return await self._read_up_to_unreadable(_partition_of(error), max_records)
+            return await self._read_up_to_unreadable(partition_of_unreadable(error), max_records)
         return [_raw_record(message) for messages in fetched.values() for message in messages]
 
     async def _rewind(self) -> None:
@@ -78,7 +78,7 @@ class KafkaRecordSource:
         while len(records) < max_records:
             try:
                 fetched = await self._consumer.getmany(tp, timeout_ms=1000, max_records=1)
-            except _UNREADABLE as error:
+            except UNREADABLE as error:
                 offset = await self._consumer.position(tp)
                 _log.warning(
                     "record_unreadable", topic=tp.topic, partition=tp.partition, offset=offset, error=repr(error)
@@ -144,7 +144,7 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_assigned(set(assigned))
 
 
-def _partition_of(error: BaseException) -> TopicPartition:
+def partition_of_unreadable(error: BaseException) -> TopicPartition:
     """The partition whose records the client failed to decode: its record reader is on the stack."""
     frame = error.__traceback__
     while frame is not None:

@@ -9,12 +9,41 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from result_aggregator_service.adapters.tables import parked_events, processed_events
 from result_aggregator_service.service_layer.ports import ParkReason, RawRecord
+
+
+@dataclass(frozen=True)
+class ParkedFilter:
+    """Which parked events an operator means: a state, and optionally a topic, a reason, a time window."""
+
+    state: str = "parked"
+    topic: str | None = None
+    reason: str | None = None
+    since: datetime | None = None  # parked at or after
+    until: datetime | None = None  # parked before
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        c = parked_events.c
+        wanted = [c.state == self.state]
+        wanted += [c.topic == self.topic] if self.topic is not None else []
+        wanted += [c.reason == self.reason] if self.reason is not None else []
+        wanted += [c.parked_at >= self.since] if self.since is not None else []
+        wanted += [c.parked_at < self.until] if self.until is not None else []
+        return wanted
+
+
+@dataclass(frozen=True)
+class ParkedCount:
+    topic: str
+    reason: str
+    count: int
+    oldest: datetime
+    newest: datetime
 
 
 @dataclass(frozen=True)
@@ -49,15 +78,26 @@ class SqlAlchemyParkedEventStore:
             .on_conflict_do_nothing()  # the same record (topic, partition, offset, bytes) parked before
         )
 
-    async def list(self, state: str = "parked", limit: int = 100, after: int = 0) -> list[ParkedEvent]:
+    async def list(self, which: ParkedFilter = ParkedFilter(), limit: int = 100, after: int = 0) -> list[ParkedEvent]:
         """Oldest first; `after` pages on: pass the last id of the previous page."""
         rows = await self._session.execute(
             select(parked_events)
-            .where(parked_events.c.state == state, parked_events.c.id > after)
+            .where(*which.conditions(), parked_events.c.id > after)
             .order_by(parked_events.c.id)
             .limit(limit)
         )
         return [_parked(row._mapping) for row in rows]
+
+    async def counts(self, which: ParkedFilter = ParkedFilter()) -> Sequence[ParkedCount]:
+        """How many match, by topic and reason, with the oldest and newest parking time."""
+        c = parked_events.c
+        rows = await self._session.execute(
+            select(c.topic, c.reason, func.count(), func.min(c.parked_at), func.max(c.parked_at))
+            .where(*which.conditions())
+            .group_by(c.topic, c.reason)
+            .order_by(c.topic, c.reason)
+        )
+        return [ParkedCount(*row) for row in rows]
 
     async def get(self, parked_id: int) -> ParkedEvent | None:
         row = (await self._session.execute(select(parked_events).where(parked_events.c.id == parked_id))).first()

@@ -1,4 +1,4 @@
-"""Alembic from code (tests, benchmarks); operators use `pdm run migrate` (the alembic CLI)."""
+"""Alembic from code: `ras migrate`, tests and benchmarks."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from huleedu_service_libs.logging import configure_logging
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
 from result_aggregator_service.entrypoints.cached_reads import ApiProvider
+from result_aggregator_service.entrypoints.docs_assets import serve_docs_assets
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
 from result_aggregator_service.entrypoints.observability import install_request_observability
 from result_aggregator_service.entrypoints.routes import routes
@@ -47,7 +48,10 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
             "InternalApiKey": APIKeySecurityScheme(in_="header", name=API_KEY_HEADER),
             "ServiceId": APIKeySecurityScheme(in_="header", name=SERVICE_ID_HEADER),
         },
+        redoc_ui_path=None,  # /docs only: its assets are served by the app itself (docs_assets.py)
+        scalar_ui_path=None,
     )
+    serve_docs_assets(app)
     # hook order: correlation id first (every answer carries it), then auth, then the request scope
     install_request_observability(app, container)
     app.before_request(service_auth(settings))

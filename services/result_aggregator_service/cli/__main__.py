@@ -1,0 +1,3 @@
+from result_aggregator_service.cli.main import main
+
+main()
