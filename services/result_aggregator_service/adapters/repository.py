@@ -1,26 +1,60 @@
-"""PostgreSQL batch repository: loads aggregates under a row lock, writes them back as bulk upserts."""
+"""PostgreSQL batch repository: SQL mechanics only, a fixed number of set-based statements per micro-batch.
+
+`load` locks and reads every batch of the micro-batch and their essays (three statements whatever
+their number); `flush` writes each changed batch and essay, with its view, in one `unnest` upsert per
+table. What the views hold is the projection's business (domain/projection.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Collection
-from dataclasses import replace
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from pydantic import TypeAdapter
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, Table, Text, TextClause, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from result_aggregator_service.adapters.facts_codec import decode_batch, decode_essay, encode_batch, encode_essay
 from result_aggregator_service.adapters.tables import batches, essays
-from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult, EssayResult
+from result_aggregator_service.domain.projection import BatchView, EssayView, project_batch, project_essay
 from result_aggregator_service.service_layer.ports import BatchChange
 
-_batch_facts = TypeAdapter(BatchResult)
-_essay_facts = TypeAdapter(EssayResult)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+def _upsert(table: Table, columns: Sequence[str], keys: Sequence[str], *extra: str, returning: str = "") -> TextClause:
+    """INSERT ... SELECT FROM unnest(one array parameter per column) ON CONFLICT (keys) DO UPDATE."""
+    arrays = ", ".join(f"CAST(:{c} AS {_ARRAY_TYPES[type(table.c[c].type)]})" for c in columns)
+    values = ", ".join(f"{c}::jsonb" if c in _JSON_COLUMNS else c for c in columns)
+    updates = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys), *extra])
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO {table.name} ({names}) SELECT {values} FROM unnest({arrays}) AS t({names})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}" + (f" RETURNING {returning}" if returning else "")
+    )
+
+
+_ARRAY_TYPES: dict[type, str] = {
+    String: "text[]", Text: "text[]", Boolean: "bool[]", Integer: "int4[]", BigInteger: "int8[]",
+    Double: "float8[]", DateTime: "timestamptz[]", JSONB: "text[]",
+}  # fmt: skip
+_JSON_COLUMNS = frozenset(c.name for table in (batches, essays) for c in table.c if isinstance(c.type, JSONB))
+_BATCH_COLUMNS = [f.name for f in dataclasses.fields(BatchView)] + ["facts"]
+_ESSAY_COLUMNS = ["batch_id", *(f.name for f in dataclasses.fields(EssayView)), "facts"]
+_UPSERT_BATCHES = _upsert(
+    batches, _BATCH_COLUMNS, ["batch_id"], "version = batches.version + 1", returning="batch_id, version"
+)
+_UPSERT_ESSAYS = _upsert(essays, _ESSAY_COLUMNS, ["batch_id", "essay_id"])
+_PLACEHOLDERS = text(
+    "INSERT INTO batches (batch_id) SELECT unnest(CAST(:ids AS text[])) ORDER BY 1 ON CONFLICT DO NOTHING"
+)
+_LOCK_BATCHES = text(
+    "SELECT batch_id, facts::text FROM batches WHERE batch_id = ANY(CAST(:ids AS text[])) ORDER BY batch_id FOR UPDATE"
+)
+_ESSAYS_OF = text("SELECT batch_id, facts::text FROM essays WHERE batch_id = ANY(CAST(:ids AS text[]))")
+_VERSIONS = text("SELECT batch_id, version, user_id FROM batches WHERE batch_id = ANY(CAST(:ids AS text[]))")
 
 
 class SqlAlchemyBatchRepository:
@@ -35,25 +69,17 @@ class SqlAlchemyBatchRepository:
             return
         # A placeholder row for every batch first, so that two workers touching a batch new to both
         # serialise on its row lock instead of overwriting each other's facts. Sorted: no deadlocks.
-        await self._session.execute(
-            insert(batches).on_conflict_do_nothing(), [{"batch_id": batch_id} for batch_id in missing]
-        )
-        rows = await self._session.execute(
-            select(batches.c.batch_id, batches.c.facts)
-            .where(batches.c.batch_id.in_(missing))
-            .order_by(batches.c.batch_id)
-            .with_for_update()
-        )
+        await self._session.execute(_PLACEHOLDERS, {"ids": missing})
+        rows = (await self._session.execute(_LOCK_BATCHES, {"ids": missing})).all()
         essays_of: dict[str, dict[str, EssayResult]] = defaultdict(dict)
-        essay_rows = await self._session.execute(
-            select(essays.c.batch_id, essays.c.facts).where(essays.c.batch_id.in_(missing))
-        )  # no lock needed: every writer of an essay holds its batch's row lock
-        for batch_id, facts in essay_rows:
-            essay = _essay_facts.validate_python(facts)
+        # no lock needed: every writer of an essay holds its batch's row lock
+        for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": missing}):
+            essay = decode_essay(facts)
             essays_of[batch_id][essay.essay_id] = essay
         for batch_id, facts in rows:
-            batch = _batch_facts.validate_python(facts) if facts else BatchResult(batch_id)
-            self._loaded[batch_id] = replace(batch, essays=essays_of[batch_id])
+            essays_found = essays_of[batch_id]
+            empty = facts == "{}"  # a placeholder: nothing known about the batch yet
+            self._loaded[batch_id] = BatchResult(batch_id) if empty else decode_batch(facts, essays_found)
 
     async def get(self, batch_id: str) -> BatchResult:
         if batch_id not in self._loaded:
@@ -66,37 +92,24 @@ class SqlAlchemyBatchRepository:
     async def current(self, batch_ids: Collection[str]) -> list[BatchChange]:
         if not batch_ids:
             return []
-        rows = await self._session.execute(
-            select(batches.c.batch_id, batches.c.version, batches.c.user_id).where(
-                batches.c.batch_id.in_(list(batch_ids))
-            )
-        )
+        rows = await self._session.execute(_VERSIONS, {"ids": list(batch_ids)})
         return [BatchChange(batch_id, version, frozenset({user} if user else ())) for batch_id, version, user in rows]
 
     async def flush(self) -> list[BatchChange]:
-        """Write every saved batch whose state changed; return the new versions."""
+        """Write every saved batch whose state changed, and its changed essays; return the new versions."""
         changed = [batch for batch_id, batch in self._saved.items() if batch != self._loaded.get(batch_id)]
         if not changed:
             return []
-        statement = insert(batches)
-        upsert = statement.on_conflict_do_update(
-            index_elements=[batches.c.batch_id],
-            set_={
-                **{column: statement.excluded[column] for column in _batch_row(changed[0]) if column != "batch_id"},
-                "version": batches.c.version + 1,
-            },
-        ).returning(batches.c.batch_id, batches.c.version)
-        versions: dict[str, int] = dict((await self._session.execute(upsert, [_batch_row(b) for b in changed])).all())
-        essay_rows = [_essay_row(batch.batch_id, essay) for batch in changed for essay in self._changed_essays(batch)]
+        batch_rows = [(*_values(project_batch(b)), encode_batch(b)) for b in changed]
+        result = await self._session.execute(_UPSERT_BATCHES, _arrays(_BATCH_COLUMNS, batch_rows))
+        versions: dict[str, int] = dict(result.all())
+        essay_rows = [
+            (batch.batch_id, *_values(project_essay(essay)), encode_essay(essay))
+            for batch in changed
+            for essay in self._changed_essays(batch)
+        ]
         if essay_rows:
-            essay_insert = insert(essays)
-            await self._session.execute(
-                essay_insert.on_conflict_do_update(
-                    index_elements=[essays.c.batch_id, essays.c.essay_id],
-                    set_={c: essay_insert.excluded[c] for c in essay_rows[0] if c not in ("batch_id", "essay_id")},
-                ),
-                essay_rows,
-            )
+            await self._session.execute(_UPSERT_ESSAYS, _arrays(_ESSAY_COLUMNS, essay_rows))
         return [BatchChange.of(batch, versions[batch.batch_id], self._loaded.get(batch.batch_id)) for batch in changed]
 
     def _changed_essays(self, batch: BatchResult) -> list[EssayResult]:
@@ -105,70 +118,19 @@ class SqlAlchemyBatchRepository:
         return [essay for essay_id, essay in batch.essays.items() if essay != known.get(essay_id)]
 
 
-def _batch_row(batch: BatchResult) -> dict[str, Any]:
-    registration = batch.registration
-    status = rules.derive_status(batch)
-    completed, failed = rules.derive_essay_counts(batch)
-    current_phase = rules.derive_current_phase(batch)
-    return {
-        "batch_id": batch.batch_id,
-        "is_registered": registration is not None,
-        "user_id": registration.user_id if registration else None,
-        "org_id": registration.org_id if registration else None,
-        "class_id": registration.class_id if registration else None,
-        "course_code": registration.course_code.value if registration else None,
-        "assignment_id": batch.assignment.assignment_id if batch.assignment else None,
-        "status": status.value,
-        "client_status": rules.derive_client_status(status).value,
-        "essay_count": rules.derive_essay_count(batch),
-        "completed_essay_count": completed,
-        "failed_essay_count": failed,
-        "current_phase": current_phase.value if current_phase else None,
-        "student_prompt_ref": registration.student_prompt_ref if registration else None,
-        "phase_summaries": {
-            phase.value: {
-                "phase_status": summary.phase_status.value,
-                "processed_count": summary.processed_count,
-                "failed_count": summary.failed_count,
-                "reported_at": summary.stamp.at.isoformat(),
-            }
-            for phase, summary in batch.phases.items()
-        },
-        "created_at": registration.stamp.at if registration else (batch.last_updated or _EPOCH),
-        "last_updated": batch.last_updated or _EPOCH,
-        "processing_started_at": batch.processing_started_at,
-        "processing_completed_at": rules.derive_processing_completed_at(batch),
-        "facts": _batch_facts.dump_python(batch, mode="json", exclude={"essays"}),
-    }
+def _values(view: BatchView | EssayView) -> list[Any]:
+    """The view's fields in declaration order (shallow: dict fields stay dicts, written as JSON)."""
+    return [getattr(view, f.name) for f in dataclasses.fields(view)]
 
 
-def _essay_row(batch_id: str, essay: EssayResult) -> dict[str, Any]:
-    slot, spell, spell_progress, cj, cj_progress = (
-        essay.slot,
-        essay.spellcheck,
-        essay.spellcheck_progress,
-        essay.cj,
-        essay.cj_progress,
-    )
-    return {
-        "batch_id": batch_id,
-        "essay_id": essay.essay_id,
-        "filename": slot.original_file_name if slot else None,
-        "file_upload_id": slot.file_upload_id if slot else None,
-        "text_storage_id": slot.text_storage_id if slot else None,
-        "spellcheck_status": spell_progress.stage.value if spell_progress else None,
-        "spellcheck_correction_count": spell.correction_count if spell else None,
-        "spellcheck_corrected_text_storage_id": spell.corrected_text_storage_id if spell else None,
-        "spellcheck_metrics": spell.metrics if spell else None,
-        "spellcheck_error_detail": spell_progress.error_detail if spell_progress else None,
-        "cj_assessment_status": cj_progress.stage.value if cj_progress else None,
-        "cj_rank": cj.rank if cj else None,
-        "cj_score": cj.bt_score if cj else None,
-        "cj_normalized_score": cj.normalized_score if cj else None,
-        "cj_letter_grade": cj.letter_grade if cj else None,
-        "cj_confidence_score": cj.confidence_score if cj else None,
-        "cj_confidence_label": cj.confidence_label.value if cj else None,
-        "cj_assessment_error_detail": cj_progress.error_detail if cj_progress else None,
-        "last_updated": essay.last_updated or _EPOCH,
-        "facts": _essay_facts.dump_python(essay, mode="json"),
-    }
+def _arrays(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Rows as one parameter array per column; JSON columns as text (the facts are text already)."""
+    arrays: dict[str, list[Any]] = {}
+    for index, column in enumerate(columns):
+        values = [row[index] for row in rows]
+        arrays[column] = [_json(v) for v in values] if column in _JSON_COLUMNS and column != "facts" else values
+    return arrays
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()

@@ -7,14 +7,20 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from result_aggregator_service.adapters.parked_events import SqlAlchemyParkedEventStore
 from result_aggregator_service.adapters.repository import SqlAlchemyBatchRepository
-from result_aggregator_service.adapters.tables import processed_events
 from result_aggregator_service.service_layer.ports import BatchChange, RawRecord
+
+# Claims, one statement per micro-batch: the ids returned are those not applied before.
+_CLAIM = text(
+    'INSERT INTO processed_events (event_id, topic, partition, "offset") SELECT * FROM unnest('
+    "CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:partitions AS int4[]), CAST(:offsets AS int8[]))"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+_APPLIED = text("SELECT event_id FROM processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))")
 
 
 class SqlAlchemyUnitOfWork:
@@ -34,21 +40,18 @@ class SqlAlchemyUnitOfWork:
     async def claim(self, claims: Sequence[tuple[UUID, RawRecord]]) -> set[UUID]:
         if not claims:
             return set()
-        rows = [
-            {"event_id": event_id, "topic": r.topic, "partition": r.partition, "offset": r.offset}
-            for event_id, r in claims
-        ]
-        statement = insert(processed_events).on_conflict_do_nothing().returning(processed_events.c.event_id)
-        result = await self._session.execute(statement, rows)
-        return set(result.scalars().all())
+        parameters = {
+            "ids": [event_id for event_id, _ in claims],
+            "topics": [record.topic for _, record in claims],
+            "partitions": [record.partition for _, record in claims],
+            "offsets": [record.offset for _, record in claims],
+        }
+        return set((await self._session.execute(_CLAIM, parameters)).scalars())
 
     async def applied(self, event_ids: Collection[UUID]) -> set[UUID]:
         if not event_ids:
             return set()
-        result = await self._session.execute(
-            select(processed_events.c.event_id).where(processed_events.c.event_id.in_(list(event_ids)))
-        )
-        return set(result.scalars().all())
+        return set((await self._session.execute(_APPLIED, {"ids": list(event_ids)})).scalars())
 
     async def flush(self) -> list[BatchChange]:
         return await self.batches.flush()
