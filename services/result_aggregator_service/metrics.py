@@ -43,6 +43,7 @@ class ServiceMetrics:
         self.transient_failures = Counter(
             "ras_transient_failures_total", "Retried transient failures", ["operation"], registry=r
         )
+        self.transient_failures.labels("ingest")  # a zero series from the start: rates read 0, not "no data"
         self.http_requests = Counter(
             "ras_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
         )
