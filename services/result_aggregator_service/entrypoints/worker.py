@@ -19,6 +19,8 @@ from prometheus_client import start_http_server
 from huleedu_service_libs.kafka import create_faust_app
 from huleedu_service_libs.logging import configure_logging
 from huleedu_service_libs.retry import Backoff, retry_forever
+from huleedu_service_libs.spans import batch_span
+from huleedu_service_libs.tracing import configure_tracing
 from result_aggregator_service.adapters.transient import is_transient
 from result_aggregator_service.config import Settings
 from result_aggregator_service.metrics import ServiceMetrics
@@ -88,10 +90,14 @@ async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawR
 
 
 async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:
-    async with container() as request:
-        return await process_batch(
-            records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
-        )
+    with batch_span("ras micro-batch", len(records), ((r.value, r.headers) for r in records)):
+        async with container() as request:
+            uow, hints, changes = (
+                await request.get(UnitOfWork),
+                await request.get(SeenEventHints),
+                await request.get(ChangeSink),
+            )
+            return await process_batch(records, uow, hints, changes)
 
 
 async def _park(container: AsyncContainer, record: RawRecord, error: BaseException) -> IngestReport:
@@ -136,6 +142,7 @@ async def _observe_lag(app: faust.App, events: Sequence[EventT[Any]], metrics: S
 def main() -> None:
     settings = Settings()
     log_config = configure_logging("result_aggregator_worker", settings.log_level, settings.log_json)
+    configure_tracing("result_aggregator_worker", settings.otlp_endpoint)
     app = create_worker(settings, make_container(settings))
     worker = faust.Worker(app, loglevel=settings.log_level, logging_config=log_config, redirect_stdouts=False)
     worker.execute_from_commandline()
