@@ -1,5 +1,5 @@
-"""The spans a service opens itself, through OpenTelemetry's API only (no SDK: a no-op until
-`tracing.configure_tracing` installs a provider, and then cheap to skip when it has not).
+"""The spans a service opens itself, through OpenTelemetry's API only (no SDK). Until
+`tracing.configure_tracing` installs a provider, every helper returns at once (a shared null context).
 
 - `batch_span(...)`: a consumer's micro-batch; its parent is the trace context its first record carries,
   and the database and Redis spans of the batch are its children.
@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from opentelemetry import trace
@@ -28,52 +28,51 @@ Attributes = Mapping[str, str | int]
 _TRACER_NAME = "huleedu_service_libs.spans"
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _propagator = TraceContextTextMapPropagator()
+_NO_SPAN: AbstractContextManager[object] = nullcontext()
+_state = {"on": False}  # set by tracing.configure_tracing: a dict lookup is all tracing costs when off
 
 
 def tracing_on() -> bool:
-    """A tracer provider is installed (the API's default proxy provider makes every span a no-op)."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _state["on"]
+
+
+def turn_on() -> None:
+    """Called by the setup once it has installed a tracer provider."""
+    _state["on"] = True
 
 
 def annotate_current_span(**attributes: str) -> None:
-    if tracing_on():
+    if _state["on"]:
         trace.get_current_span().set_attributes(attributes)
 
 
-@contextmanager
-def batch_span(name: str, size: int, records: Iterable[tuple[bytes, Headers]]) -> Iterator[None]:
+def batch_span(name: str, size: int, records: Iterable[tuple[bytes, Headers]]) -> AbstractContextManager[object]:
     """A span around a micro-batch of `size` records (raw value and headers each), continuing the trace
     of its first record; only that one is read, and only when tracing is on. The database and Redis
     spans of the batch become its children."""
-    if not tracing_on():
-        yield
-        return
+    if not _state["on"]:
+        return _NO_SPAN
     value, headers = next(iter(records), (b"", ()))
-    parent = producer_context(_metadata_of(value), headers)
     attributes: Attributes = {"messaging.system": "kafka", "messaging.batch.message_count": size}
-    with trace.get_tracer(_TRACER_NAME).start_as_current_span(
-        name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-    ):
-        yield
+    return trace.get_tracer(_TRACER_NAME).start_as_current_span(
+        name, context=producer_context(_metadata_of(value), headers), kind=SpanKind.CONSUMER, attributes=attributes
+    )
 
 
-@contextmanager
 def event_span(
     topic: str, metadata: Mapping[str, Any] | None, headers: Headers, attributes: Attributes
-) -> Iterator[None]:
+) -> AbstractContextManager[object]:
     """A span for one consumed event, child of the producer's span and linked to the current (micro-batch)
     span; an event without a trace context becomes a child of the current span instead."""
-    if not tracing_on():
-        yield
-        return
+    if not _state["on"]:
+        return _NO_SPAN
     current = trace.get_current_span().get_span_context()
     parent = producer_context(metadata, headers)
     links = [Link(current)] if parent is not None and current.is_valid else []
     every = {"messaging.system": "kafka", "messaging.destination.name": topic, **attributes}
-    with trace.get_tracer(_TRACER_NAME).start_as_current_span(
+    return trace.get_tracer(_TRACER_NAME).start_as_current_span(
         f"{topic} process", context=parent, kind=SpanKind.CONSUMER, links=links, attributes=every
-    ):
-        yield
+    )
 
 
 def producer_context(metadata: Mapping[str, Any] | None, headers: Headers) -> Context | None:

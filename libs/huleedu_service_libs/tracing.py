@@ -12,7 +12,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from huleedu_service_libs.spans import tracing_on
+from huleedu_service_libs.spans import tracing_on, turn_on
 
 
 def configure_tracing(service_name: str, otlp_endpoint: str | None, exporter: SpanExporter | None = None) -> bool:
@@ -36,6 +36,7 @@ def configure_tracing(service_name: str, otlp_endpoint: str | None, exporter: Sp
     trace.set_tracer_provider(provider)
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     RedisInstrumentor().instrument(tracer_provider=provider)
+    turn_on()
     return True
 
 
