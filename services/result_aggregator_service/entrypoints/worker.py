@@ -92,12 +92,9 @@ async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawR
 async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:
     with batch_span("ras micro-batch", len(records), ((r.value, r.headers) for r in records)):
         async with container() as request:
-            uow, hints, changes = (
-                await request.get(UnitOfWork),
-                await request.get(SeenEventHints),
-                await request.get(ChangeSink),
+            return await process_batch(
+                records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
             )
-            return await process_batch(records, uow, hints, changes)
 
 
 async def _park(container: AsyncContainer, record: RawRecord, error: BaseException) -> IngestReport:
