@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs and is missing: PDM (in its own venv, pinned: a plain `pip install pdm`
 # pulls a hishel that crashes it), the locked Python dependencies, and on a Debian machine as root the
-# system packages (Java 17, Maven, PostgreSQL, Redis). Idempotent; sourced by run.sh and test.sh.
+# system packages (Java 17, Maven, PostgreSQL, Redis, Prometheus). Idempotent; sourced by run.sh and test.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +20,7 @@ install_system_packages() {
   command -v mvn >/dev/null || missing+=(maven)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v prometheus >/dev/null || missing+=(prometheus)  # also gives promtool (the alert-rule tests)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
     say "missing: ${missing[*]} — install them first (see README, 'Not root?')"; return 1

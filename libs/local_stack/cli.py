@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from functools import partial
 from types import ModuleType
 
-from local_stack import kafka, postgres, redis, state, system
-from local_stack.state import ENV_KEYS, StackError
+from local_stack import kafka, postgres, prometheus, redis, state, system
+from local_stack.state import ENV_KEYS, PROMETHEUS_KEY, StackError
 
-SERVERS: tuple[ModuleType, ...] = (kafka, postgres, redis)
+SERVERS: tuple[ModuleType, ...] = (kafka, postgres, redis, prometheus)
 
 
 class StackFailed(RuntimeError):
@@ -54,18 +54,24 @@ def _in_parallel(calls: list[Callable[[], object]]) -> list[StackError]:
     return errors
 
 
+def _install_missing() -> None:
+    missing = []
+    if postgres.bin_dir() is None:
+        missing.append("postgresql")
+    if redis.binary() is None:
+        missing.append("redis-server")
+    if prometheus.binary() is None:
+        missing.append("prometheus")
+    try:
+        system.apt_install("packages", missing)
+    except StackError as exc:
+        raise StackFailed([exc]) from exc
+
+
 def up() -> dict[str, str]:
-    """Start (or reuse) Kafka, PostgreSQL and Redis; write and return the env settings."""
+    """Start (or reuse) Kafka, PostgreSQL, Redis and Prometheus; write and return the env settings."""
     with _locked():
-        missing = []
-        if postgres.bin_dir() is None:
-            missing.append("postgresql")
-        if redis.binary() is None:
-            missing.append("redis-server")
-        try:
-            system.apt_install("packages", missing)
-        except StackError as exc:
-            raise StackFailed([exc]) from exc
+        _install_missing()
         ports = state.allocate_ports([name for server in SERVERS for name in server.PORTS])
         errors = _in_parallel([partial(server.up, ports) for server in SERVERS])
         if errors:
@@ -74,6 +80,7 @@ def up() -> dict[str, str]:
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers(ports["kafka"]),
             "DATABASE_URL": postgres.url(ports["postgres"]),
             "REDIS_URL": redis.url(ports["redis"]),
+            PROMETHEUS_KEY: prometheus.url(ports["prometheus"]),
         }
         path = state.write_env_file(values)
         state.say("stack", f"ready; settings in {path}")
@@ -89,6 +96,19 @@ def down(purge: bool = False) -> None:
         if purge:
             shutil.rmtree(state.state_dir(), ignore_errors=True)
             state.say("stack", f"removed {state.state_dir()}")
+
+
+def ensure_prometheus() -> str:
+    """The URL of the local stack's Prometheus, started (or reused) alone: it scrapes processes on this
+    machine whichever Kafka, PostgreSQL and Redis they use."""
+    with _locked():
+        _install_missing()
+        ports = state.allocate_ports(prometheus.PORTS)
+        try:
+            prometheus.up(ports)
+        except StackError as exc:
+            raise StackFailed([exc]) from exc
+        return prometheus.url(ports["prometheus"])
 
 
 def ensure_stack() -> dict[str, str]:
@@ -108,9 +128,9 @@ def _status() -> int:
     rows = status()
     for name, running, pid, port in rows:
         word = "running" if running else "stopped"
-        print(f"{name:<9} {word:<8} pid {pid or '-':<8} port {port or '-'}")
+        print(f"{name:<10} {word:<8} pid {pid or '-':<8} port {port or '-'}")
     path = state.env_file()
-    print(f"env file  {path}{'' if path.is_file() else ' (missing)'}")
+    print(f"env file   {path}{'' if path.is_file() else ' (missing)'}")
     return 0 if all(running for _, running, _, _ in rows) else 1
 
 
@@ -128,13 +148,16 @@ def _env() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stack", description="Local Kafka + PostgreSQL + Redis.")
+    parser = argparse.ArgumentParser(prog="stack", description="Local Kafka + PostgreSQL + Redis + Prometheus.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start (or reuse) the servers; write the env file")
     down_cmd = commands.add_parser("down", help="stop the servers started by `up`")
     down_cmd.add_argument("--purge", action="store_true", help="also delete the state folder")
     commands.add_parser("status", help="per server: running/stopped, pid, port")
     commands.add_parser("env", help="print `export KEY=VALUE` lines of the env file")
+    targets_cmd = commands.add_parser("targets", help="point Prometheus at a role's metrics address(es)")
+    targets_cmd.add_argument("role", choices=prometheus.ROLES)
+    targets_cmd.add_argument("address", nargs="+", help="host:port of the role's /metrics")
     args = parser.parse_args(argv)
     # the broker refuses connections while it starts; those retries are expected
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -145,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             down(purge=args.purge)
         elif args.command == "status":
             return _status()
+        elif args.command == "targets":
+            print(prometheus.write_targets(args.role, args.address))
         else:
             return _env()
     except StackFailed as exc:

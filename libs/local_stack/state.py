@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ENV_KEYS = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
+PROMETHEUS_KEY = "PROMETHEUS_URL"  # written to the env file too; the service does not read it
 PACKAGE_DIR = Path(__file__).resolve().parent
 _print_lock = threading.Lock()
 
@@ -131,7 +132,7 @@ def ensure_port_free(part: str, port: int) -> None:
 
 def write_env_file(values: dict[str, str]) -> Path:
     path = env_file()
-    path.write_text("".join(f"{k}={values[k]}\n" for k in ENV_KEYS))
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return path
 
 

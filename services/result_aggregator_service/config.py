@@ -60,3 +60,4 @@ class Settings(BaseSettings):
     # observability
     log_level: str = "INFO"
     log_json: bool = True
+    otlp_endpoint: str | None = None  # OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; none: off

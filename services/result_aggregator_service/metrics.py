@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,6 +43,7 @@ class ServiceMetrics:
         self.transient_failures = Counter(
             "ras_transient_failures_total", "Retried transient failures", ["operation"], registry=r
         )
+        self.transient_failures.labels("ingest")  # a zero series from the start: rates read 0, not "no data"
         self.http_requests = Counter(
             "ras_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
         )
@@ -54,6 +55,18 @@ class ServiceMetrics:
             registry=r,
         )
         self.cache_lookups = Counter("ras_cache_lookups_total", "API cache lookups", ["route", "result"], registry=r)
+        self.last_commit = Gauge(
+            "ras_last_commit_timestamp_seconds",
+            "Unix time of the worker's last committed micro-batch (0: none since start)",
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "ras_dependency_up",
+            "1 when the dependency answered the last health check, else 0",
+            ["dependency"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The Prometheus text of this process, or of every server process when the server runs several
@@ -70,7 +83,14 @@ class ServiceMetrics:
         for topic, count in Tally(record.topic for record in records).items():
             self.events_processed.labels(topic, "retryable").inc(count)
 
+    def observe_dependencies(self, answered: Mapping[str, bool]) -> None:
+        """The outcome of a health check, per dependency (database, redis, kafka)."""
+        for dependency, up in answered.items():
+            self.dependency_up.labels(dependency).set(1 if up else 0)
+
     def observe_ingest(self, report: IngestReport, size: int, seconds: float) -> None:
+        """A micro-batch (or a parked record) committed."""
+        self.last_commit.set_to_current_time()
         self.micro_batch_size.observe(size)
         self.micro_batch_duration.observe(seconds)
         for (topic, outcome), count in report.outcomes.items():

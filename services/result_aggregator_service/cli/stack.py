@@ -1,15 +1,16 @@
-"""`ras stack up|down|status|env`: the local Kafka, PostgreSQL and Redis (libs/local_stack does the work)."""
+"""`ras stack up|down|status|env|targets`: the local Kafka, PostgreSQL and Redis (libs/local_stack does the work)."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from typing import Annotated
 
 import typer
 
 from local_stack import cli as local_stack
-from local_stack import state
-from result_aggregator_service.cli.output import FAILED, OK, JsonFlag, emit_json, fail, stdout, table
+from local_stack import prometheus, state
+from result_aggregator_service.cli.output import FAILED, OK, USAGE, JsonFlag, emit_json, fail, stdout, table
 
 app = typer.Typer(help="The local Kafka, PostgreSQL and Redis (no Docker needed).", no_args_is_help=True)
 
@@ -61,6 +62,17 @@ def env(as_json: JsonFlag = False) -> None:
         return
     for key, value in values.items():
         print(f"export {key}={value}")
+
+
+@app.command()
+def targets(
+    role: Annotated[str, typer.Argument(help=f"one of {', '.join(prometheus.ROLES)}")],
+    addresses: Annotated[list[str], typer.Argument(help="host:port of the role's /metrics")],
+) -> None:
+    """Point the stack's Prometheus at a role's metrics address(es)."""
+    if role not in prometheus.ROLES:
+        fail(f"unknown role {role!r}; one of {', '.join(prometheus.ROLES)}", code=USAGE)
+    stdout.print(str(prometheus.write_targets(role, addresses)), markup=False)
 
 
 def _described(error: state.StackError) -> str:

@@ -17,6 +17,7 @@ from quart_dishka import QuartDishka, QuartProvider
 from quart_schema import APIKeySecurityScheme, Info, QuartSchema
 
 from huleedu_service_libs.logging import configure_logging
+from huleedu_service_libs.tracing import configure_tracing, traced_asgi
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
 from result_aggregator_service.entrypoints.cached_reads import ApiProvider
@@ -60,6 +61,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
     app.register_blueprint(routes)
     if owned:
         app.after_serving(container.close)
+    app.asgi_app = traced_asgi(app.asgi_app)  # type: ignore[method-assign]  # a span per request when tracing is on
     return app
 
 
@@ -67,6 +69,7 @@ def app_from_env() -> Quart:
     """What each server worker process loads (uvicorn's factory)."""
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE_NAME, settings.otlp_endpoint)
     return create_app(settings)
 
 

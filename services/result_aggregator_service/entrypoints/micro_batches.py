@@ -12,6 +12,7 @@ import structlog
 from dishka import AsyncContainer
 
 from huleedu_service_libs.retry import Backoff, retry_forever
+from huleedu_service_libs.spans import batch_span
 from result_aggregator_service.adapters.transient import is_transient
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.service_layer.ingest import IngestReport, park_unprocessable, process_batch
@@ -62,10 +63,11 @@ async def _park_whatever_happens(
 
 
 async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:
-    async with container() as request:
-        return await process_batch(
-            records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
-        )
+    with batch_span("ras micro-batch", len(records), ((r.value, r.headers) for r in records)):
+        async with container() as request:
+            return await process_batch(
+                records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
+            )
 
 
 async def _park(

@@ -11,6 +11,7 @@ import structlog
 from dishka import AsyncContainer
 from quart import Quart, Response, g, request
 
+from huleedu_service_libs.spans import annotate_current_span
 from result_aggregator_service.metrics import ServiceMetrics
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -32,6 +33,7 @@ def install_request_observability(app: Quart, container: AsyncContainer) -> None
         g.correlation_id = offered or str(uuid.uuid4())
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=g.correlation_id)
+        annotate_current_span(correlation_id=g.correlation_id)
 
     @app.after_request
     async def echo_and_count(response: Response) -> Response:

@@ -83,10 +83,13 @@ async def user_batches(user_id: str, query_args: UserBatchesQuery, reads: FromDi
 @document_response(HealthResponse, 503)
 @inject
 async def healthz(
-    engine: FromDishka[AsyncEngine], redis: FromDishka[Redis], settings: FromDishka[Settings]
+    engine: FromDishka[AsyncEngine],
+    redis: FromDishka[Redis],
+    settings: FromDishka[Settings],
+    service_metrics: FromDishka[ServiceMetrics],
 ) -> Response:
     """PostgreSQL, Redis and Kafka with their latency; 503 when PostgreSQL does not answer."""
-    health = await check_health(engine, redis, settings.kafka_bootstrap_servers)
+    health = await _checked_health(engine, redis, settings, service_metrics)
     status = 503 if health.status == "unavailable" else 200
     return Response(health.model_dump_json(), status=status, mimetype="application/json")
 
@@ -94,9 +97,23 @@ async def healthz(
 @routes.get("/metrics")
 @hide
 @inject
-async def metrics(service_metrics: FromDishka[ServiceMetrics]) -> Response:
-    """Prometheus text format."""
+async def metrics(
+    engine: FromDishka[AsyncEngine],
+    redis: FromDishka[Redis],
+    settings: FromDishka[Settings],
+    service_metrics: FromDishka[ServiceMetrics],
+) -> Response:
+    """Prometheus text format; each scrape checks the dependencies first (`ras_dependency_up`)."""
+    await _checked_health(engine, redis, settings, service_metrics)
     return Response(service_metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+async def _checked_health(
+    engine: AsyncEngine, redis: Redis, settings: Settings, service_metrics: ServiceMetrics
+) -> HealthResponse:
+    health = await check_health(engine, redis, settings.kafka_bootstrap_servers)
+    service_metrics.observe_dependencies({name: check.status == "ok" for name, check in health.checks.items()})
+    return health
 
 
 async def _render_batch(session: AsyncSession, batch_id: str) -> Rendered | None:

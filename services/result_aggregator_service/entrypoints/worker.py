@@ -18,6 +18,7 @@ from dishka import AsyncContainer
 from prometheus_client import start_http_server
 
 from huleedu_service_libs.logging import configure_logging
+from huleedu_service_libs.tracing import configure_tracing
 from result_aggregator_service.adapters.kafka_source import KafkaRecordSource
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
@@ -95,6 +96,7 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging("result_aggregator_worker", settings.log_level, settings.log_json)
+    configure_tracing("result_aggregator_worker", settings.otlp_endpoint)
     asyncio.run(run(settings, make_container(settings)))
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from common_core.envelope import EventEnvelope
 from common_core.registry import decode_envelope
+from huleedu_service_libs.spans import event_span
 from result_aggregator_service.domain.rules import RejectedFact
 from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC, batch_id_of
 from result_aggregator_service.service_layer.ports import (
@@ -124,7 +125,11 @@ def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]
 
 async def _route(record: RawRecord, envelope: EventEnvelope[Any], uow: UnitOfWork, report: IngestReport) -> None:
     trace = (envelope.metadata or {}).get("traceparent")
-    with structlog.contextvars.bound_contextvars(correlation_id=str(envelope.correlation_id), traceparent=trace):
+    span_attributes = {"messaging.message.id": str(envelope.event_id), "correlation_id": str(envelope.correlation_id)}
+    with (
+        structlog.contextvars.bound_contextvars(correlation_id=str(envelope.correlation_id), traceparent=trace),
+        event_span(record.topic, envelope.metadata, record.headers, span_attributes),
+    ):
         try:
             await HANDLERS_BY_TOPIC[record.topic](envelope, uow)
         except RejectedFact as error:

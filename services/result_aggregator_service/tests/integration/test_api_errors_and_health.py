@@ -126,15 +126,19 @@ async def test_without_postgresql_health_is_503_and_queries_are_503_in_the_error
     assert query.headers["Retry-After"] == "1"
 
 
-async def test_without_kafka_health_is_degraded_but_200(settings: Settings) -> None:
+async def test_without_kafka_health_is_degraded_but_200_and_the_metrics_say_kafka_is_down(settings: Settings) -> None:
     no_kafka = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{unused_port()}"})
 
     async with serving(no_kafka) as client:
         health = await client.get("/healthz")
+        exposition = await (await client.get("/metrics")).get_data(as_text=True)
 
     assert health.status_code == 200
     body = await health.get_json()
     assert body["status"] == "degraded" and body["checks"]["kafka"]["status"] == "error"
+    families = {family.name: family for family in text_string_to_metric_families(exposition)}
+    up = {sample.labels["dependency"]: sample.value for sample in families["ras_dependency_up"].samples}
+    assert up == {"database": 1.0, "redis": 1.0, "kafka": 0.0}
 
 
 async def test_the_openapi_document_describes_both_queries_and_a_docs_page_exists(client: Client) -> None:
