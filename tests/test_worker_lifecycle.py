@@ -54,7 +54,7 @@ async def test_sigterm_mid_stream_then_restart_applies_every_event_once(
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
         "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": "50",  # many commits, so SIGTERM lands mid-stream
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     batch_ids = [f"shutdown-{uuid.uuid4()}" for _ in range(150)]
     batches = {batch_id: lifecycle(batch_id, [f"{batch_id}-essay-{n}" for n in range(3)]) for batch_id in batch_ids}
@@ -127,7 +127,7 @@ async def test_a_worker_started_before_the_migrations_waits_for_them_and_parks_n
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     registration = samples.batch_registered(samples.new_id("batch-"), ["e1"])
     worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-unmigrated.log")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,4 +60,5 @@ class Settings(BaseSettings):
 
     # observability
     log_level: str = "INFO"
-    log_json: bool = True
+    # json | console; unset: console when the log stream is a terminal, JSON otherwise
+    log_format: Literal["json", "console"] | None = None

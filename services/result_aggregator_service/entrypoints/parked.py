@@ -172,7 +172,7 @@ def main() -> None:
     argv = sys.argv[1:]
     parse_args(argv)  # a usage error exits 2 before any connection is made
     settings = Settings()
-    configure_logging("result_aggregator_parked", settings.log_level, settings.log_json)
+    configure_logging("result_aggregator_parked", settings.log_level, settings.log_format)
     for handler in logging.getLogger().handlers:  # stdout carries the results
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)

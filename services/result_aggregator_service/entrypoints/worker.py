@@ -135,7 +135,7 @@ async def _observe_lag(app: faust.App, events: Sequence[EventT[Any]], metrics: S
 
 def main() -> None:
     settings = Settings()
-    log_config = configure_logging("result_aggregator_worker", settings.log_level, settings.log_json)
+    log_config = configure_logging("result_aggregator_worker", settings.log_level, settings.log_format)
     app = create_worker(settings, make_container(settings))
     worker = faust.Worker(app, loglevel=settings.log_level, logging_config=log_config, redirect_stdouts=False)
     worker.execute_from_commandline()
