@@ -2,7 +2,7 @@
 something to show, and prints where to look. A few batches progress at once, some of their events out
 of order or twice, the way the platform delivers them.
 
-Run: `pdm run demo [--batches 12] [--rate 20] [--duration SECONDS] [--users 3] [--seed N]`.
+Run: `pdm run demo [--batches 12] [--rate 10] [--duration SECONDS] [--users 3] [--seed N]`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DEMO_SERVICE_ID = "bff-teacher-service"
 class DemoPlan:
     users: Sequence[str] = ("demo-teacher-1", "demo-teacher-2", "demo-teacher-3")
     batches: int | None = 12  # None: until `duration` ends
-    rate: float = 20.0  # events per second
+    rate: float = 10.0  # events per second
     duration: float | None = None  # seconds; stops even mid-batch
     in_flight: int = 4  # batches progressing at the same time
     out_of_order: float = 0.1
@@ -85,10 +85,8 @@ async def _publish(producer: AIOKafkaProducer, settings: Settings, plan: DemoPla
         if not events:
             in_flight.remove((lifecycle, events))
             report.finished.append(lifecycle)
-            print(
-                f"    sent batch {lifecycle.batch_id} ({lifecycle.user_id}): {lifecycle.expected['overall_status']}",
-                file=out,
-            )
+            status = lifecycle.expected["overall_status"]
+            print(f"    batch {lifecycle.batch_id} ({lifecycle.user_id}) fully sent; expect {status}", file=out)
         await asyncio.sleep(max(0.0, started + report.events_sent / plan.rate - time.monotonic()))
     await producer.flush()
     report.seconds = time.monotonic() - started
@@ -125,7 +123,7 @@ def _print_where_to_look(settings: Settings, first: Lifecycle, out: TextIO) -> N
 def parse_plan(argv: Sequence[str] | None = None) -> DemoPlan:
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, help="how many batches (default 12; unlimited with --duration)")
-    parser.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
+    parser.add_argument("--rate", type=float, default=10.0, help="events per second (default 10)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--users", type=int, default=3, help="how many teachers own the batches (default 3)")
     parser.add_argument("--seed", type=int, help="repeat a run's batch ids and choices")

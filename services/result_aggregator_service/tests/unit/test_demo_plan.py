@@ -7,9 +7,9 @@ import pytest
 from result_aggregator_service.entrypoints.demo import parse_plan
 
 
-def test_without_options_the_demo_sends_twelve_batches_of_three_teachers_at_twenty_events_a_second() -> None:
+def test_without_options_the_demo_sends_twelve_batches_of_three_teachers_at_ten_events_a_second() -> None:
     plan = parse_plan([])
-    assert (plan.batches, plan.rate, plan.duration) == (12, 20.0, None)
+    assert (plan.batches, plan.rate, plan.duration) == (12, 10.0, None)
     assert plan.users == ("demo-teacher-1", "demo-teacher-2", "demo-teacher-3")
 
 
