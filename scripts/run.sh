@@ -29,8 +29,8 @@ fi
 startup ports
 pdm run migrate
 
-# The roles write through tee (to keep a log to explain a failed start), so they do not see the terminal:
-# tell them it is one.
+# The roles write through tee (a log to explain a failed start; -i: their last lines survive Ctrl-C), so they
+# do not see the terminal: tell them it is one.
 if [ -t 1 ]; then
   export RESULT_AGGREGATOR_LOG_FORMAT="${RESULT_AGGREGATOR_LOG_FORMAT:-console}"
   [ -n "${NO_COLOR:-}" ] || export FORCE_COLOR="${FORCE_COLOR:-1}"
@@ -42,9 +42,9 @@ pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT
 trap 'exit 130' INT TERM
-"$PY" -m result_aggregator_service.entrypoints.worker > >(tee "$LOGS/worker.log") 2>&1 &
+"$PY" -m result_aggregator_service.entrypoints.worker > >(tee -i "$LOGS/worker.log") 2>&1 &
 worker_pid=$!
-"$PY" -m result_aggregator_service.entrypoints.api > >(tee "$LOGS/api.log") 2>&1 &
+"$PY" -m result_aggregator_service.entrypoints.api > >(tee -i "$LOGS/api.log") 2>&1 &
 api_pid=$!
 pids=("$worker_pid" "$api_pid")
 

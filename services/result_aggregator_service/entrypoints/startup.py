@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from result_aggregator_service.config import Settings
@@ -53,25 +54,38 @@ def check_ports(settings: Settings) -> str | None:
 
 
 def wait_until_up(settings: Settings, pids: dict[str, int], logs: dict[str, Path]) -> str | None:
-    """None once the API's /healthz answers 200 and the worker's metrics answer, else why not: a role
-    that exited (with the cause read from its log) or the time it took."""
-    urls = {
-        "API": f"http://{settings.http_host}:{settings.http_port}/healthz",
-        "worker": f"http://{settings.http_host}:{settings.worker_metrics_port}/metrics",
+    """None once the API's /healthz answers 200 and the worker's metrics answer and it has joined its
+    consumer group (its `worker_ready` line, logged at INFO); else why not: a role that exited (with
+    the cause read from its log) or what it did not do in time."""
+    api = f"http://{settings.http_host}:{settings.http_port}/healthz"
+    metrics = f"http://{settings.http_host}:{settings.worker_metrics_port}/metrics"
+    checks: dict[str, tuple[str, Callable[[], bool]]] = {
+        "API": (f"answer {api}", lambda: _answers(api)),
+        "worker": (
+            f"answer {metrics} and join consumer group {settings.consumer_group}",
+            lambda: _answers(metrics) and _worker_ready(settings, logs["worker"]),
+        ),
     }
     deadline = time.monotonic() + START_WITHIN_SECONDS
-    waiting = set(urls)
+    waiting = set(checks)
     while waiting:
         for role in sorted(waiting):
             if not _alive(pids[role]):
                 return cause(settings, role, None, logs[role])
-            if _answers(urls[role]):
+            if checks[role][1]():
                 waiting.discard(role)
         if waiting and time.monotonic() > deadline:
             role = sorted(waiting)[0]
-            return f"the {role} did not answer {urls[role]} within {START_WITHIN_SECONDS:.0f} s (log: {logs[role]})"
+            return f"the {role} did not {checks[role][0]} within {START_WITHIN_SECONDS:.0f} s (log: {logs[role]})"
         time.sleep(0.2)
     return None
+
+
+def _worker_ready(settings: Settings, log: Path) -> bool:
+    """The worker logged `worker_ready`; above INFO it logs no such line, and its metrics must do."""
+    if settings.log_level.upper() not in {"DEBUG", "INFO"}:
+        return True
+    return log.exists() and "worker_ready" in log.read_text(errors="replace")
 
 
 def cause(settings: Settings, role: str, status: int | None, log: Path) -> str:
