@@ -1,8 +1,8 @@
 """Status-read latency and throughput of the API as deployed (uvicorn), cached vs uncached, on loopback.
 
-`--batches` batches (full lifecycles of 5 essays) are written through the real write side. The API runs
-as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs` rounds times two passes of
-`--requests` GETs of /internal/v1/batches/{id}/status with `--concurrency` clients in flight:
+`--requests` batches (generated lifecycles of 5 essays, `lifecycles.py`) are written through the real
+write side. The API runs as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs`
+rounds times two passes of `--requests` GETs of /internal/v1/batches/{id}/status with `--concurrency` clients in flight:
   - uncached: the batches' cache entries are deleted first and every request asks for a different batch,
     so each one misses, queries PostgreSQL and fills the cache;
   - cached: the same requests again, now all hits (Redis only).
