@@ -20,12 +20,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common_core import topics
 from common_core.enums import BatchStatus, CourseCode, PhaseName
 from result_aggregator_service import wire_events as wire
 from result_aggregator_service.wire_events import JsonDict
 
 _STUDENTS = ("astrid", "bilal", "chen", "dagny", "elif", "farah", "gustav", "hanna", "ivar", "jonna", "kalle")
 _GRADES = ((0.9, "A"), (0.75, "B"), (0.6, "C"), (0.45, "D"), (0.3, "E"), (0.0, "F"))
+_PRODUCERS = {
+    topics.BATCH_ESSAYS_REGISTERED_TOPIC: "batch_orchestrator_service",
+    topics.ESSAY_SLOT_ASSIGNED_TOPIC: "essay_lifecycle_service",
+    topics.BATCH_PHASE_OUTCOME_TOPIC: "essay_lifecycle_service",
+    topics.SPELLCHECK_RESULTS_TOPIC: "spellchecker_service",
+    topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC: "cj_assessment_service",
+    topics.BATCH_PIPELINE_COMPLETED_TOPIC: "batch_orchestrator_service",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ def batch_lifecycle(
     moment = start or datetime.now(UTC)
     for event in events:
         event["event_timestamp"], moment = wire.iso(moment), moment + step
+        event["source_service"] = _PRODUCERS[event["event_type"]]
     expected = {
         "batch_id": batch_id,
         "user_id": user_id,
