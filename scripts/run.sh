@@ -27,7 +27,7 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] || [ -z "${DATABASE_URL:-}" ] || [ -z "
   set -a; source .local-stack/stack.env; set +a
 fi
 startup ports
-pdm run migrate
+pdm run migrate || { echo "==> the database migrations failed (DATABASE_URL): the error is above" >&2; exit 1; }
 
 # The roles write through tee (a log to explain a failed start; -i: their last lines survive Ctrl-C), so they
 # do not see the terminal: tell them it is one.
