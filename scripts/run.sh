@@ -56,8 +56,8 @@ if ! message="$(startup wait "$worker_pid" "$api_pid" "$LOGS/worker.log" "$LOGS/
 fi
 echo "$message" >&2
 if $demo; then
-  "$PY" -m result_aggregator_service.entrypoints.demo || echo "==> the demo stopped early (the service keeps running)" >&2
-  echo "==> demo done; the service keeps running until Ctrl-C" >&2
+  if "$PY" -m result_aggregator_service.entrypoints.demo; then outcome="demo done"; else outcome="the demo stopped early"; fi
+  echo "==> $outcome; the service keeps running until Ctrl-C" >&2
 fi
 
 status=0
