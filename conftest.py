@@ -49,7 +49,7 @@ def settings(stack_env: dict[str, str]) -> Settings:
         redis_url=stack_env["REDIS_URL"],
         retry_initial_seconds=0.05,
         retry_max_seconds=0.5,
-        log_json=False,
+        log_format="console",
     )
     upgrade_to_head(settings.database_url)
     return settings

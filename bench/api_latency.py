@@ -1,8 +1,8 @@
 """Status-read latency and throughput of the API as deployed (uvicorn), cached vs uncached, on loopback.
 
-`--batches` batches (full lifecycles of 5 essays) are written through the real write side. The API runs
-as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs` rounds times two passes of
-`--requests` GETs of /internal/v1/batches/{id}/status with `--concurrency` clients in flight:
+`--requests` batches (generated lifecycles of 5 essays, `lifecycles.py`) are written through the real
+write side. The API runs as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs`
+rounds times two passes of `--requests` GETs of /internal/v1/batches/{id}/status with `--concurrency` clients in flight:
   - uncached: the batches' cache entries are deleted first and every request asks for a different batch,
     so each one misses, queries PostgreSQL and fills the cache;
   - cached: the same requests again, now all hits (Redis only).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -34,12 +35,11 @@ from local_stack import ensure_stack
 from result_aggregator_service.adapters.response_cache import batch_key
 from result_aggregator_service.adapters.schema import upgrade_to_head
 from result_aggregator_service.config import Settings
+from result_aggregator_service.lifecycles import batch_lifecycle
 from result_aggregator_service.providers import make_container
 from result_aggregator_service.service_layer.ingest import process_batch
 from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
-from result_aggregator_service.tests.contract.sample_envelopes import new_id
 from result_aggregator_service.tests.fakes import record_of
-from result_aggregator_service.tests.scenarios import lifecycle
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-internal-api-key"
@@ -53,8 +53,9 @@ def _free_port() -> int:
 
 
 async def _seed(settings: Settings, count: int) -> list[str]:
-    batch_ids = [new_id("bench-batch-") for _ in range(count)]
-    events = [e for b in batch_ids for e in lifecycle(b, [new_id("essay-") for _ in range(5)], user_id="bench")]
+    rng = random.Random()
+    lifecycles = [batch_lifecycle(rng, "bench", essay_count=5) for _ in range(count)]
+    events = [event for lifecycle in lifecycles for event in lifecycle.events]
     container = make_container(settings)
     try:
         for start in range(0, len(events), 500):
@@ -67,7 +68,7 @@ async def _seed(settings: Settings, count: int) -> list[str]:
                 )
     finally:
         await container.close()
-    return batch_ids
+    return [lifecycle.batch_id for lifecycle in lifecycles]
 
 
 def _start_api(settings: Settings, port: int, workers: int, server: str) -> subprocess.Popen[bytes]:

@@ -1,133 +1,161 @@
-"""Ingestion rate through the real path: Kafka → worker process → PostgreSQL (+ Redis).
+"""Drain rate over the same pre-published events: the worker against the bare client, a plain consumer and
+one transaction per event, all measured in the same invocation.
 
-For each configuration a worker process is started on a fresh consumer group positioned at the end of
-the topics; then, `--runs` times, `--events` new events (whole batch lifecycles) are published and the
-clock stops when the worker's own counter (`ras_events_processed_total`) has counted all of them. The
-baseline is the same worker folding one event per transaction; the ratio is measured in the same run.
+Each run publishes `--events` events (whole batch lifecycles) once, then drains them with, in turn:
+- bare client: aiokafka `getmany()` + `json.loads` (the ceiling of reading alone);
+- plain consumer: aiokafka + asyncpg as a team would write one instead (claims with one unnest insert,
+  each batch's and essay's facts merged into JSONB rows with one unnest upsert each, commit, commit offsets);
+- worker: the service's worker process (micro-batches of 500) into a fresh database;
+- per-event worker: the same worker folding one event per transaction (timed on a fifth of the events);
+- two workers: two worker processes in one consumer group (with `--two-workers`).
+With `--scale N` the worker also drains N events once (time against the --events time, and its RSS).
 
-    .venv/bin/python bench/ingest_rate.py [--events 10000] [--runs 3]
+    .venv/bin/python bench/ingest_rate.py [--events 10000] [--runs 3] [--two-workers] [--scale 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
-import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
+from redis.asyncio import Redis
+from sqlalchemy import make_url
 
+from bench import harness
+from bench.plain_consumer import plain_consumer_rate
 from local_stack import ensure_stack
 from result_aggregator_service.adapters.schema import upgrade_to_head
-from result_aggregator_service.tests.scenarios import lifecycle
-from tests.kafka_groups import position_group_at_end
 
-LOG = Path(__file__).resolve().parents[1] / ".local-stack" / "bench-logs"
-# name -> (micro-batch size, share of --events it is timed on: the baseline is ~10x slower)
-CONFIGS = {"micro-batches of 500": ("500", 1.0), "baseline: one event per transaction": ("1", 0.2)}
+_redis_databases = itertools.cycle(range(1, 16))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        module = "result_aggregator_service.entrypoints.worker"
-        return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
-
-
-async def _processed(client: httpx.AsyncClient) -> float:
+async def bare_client_rate(bootstrap_servers: str, starts: harness.Offsets, count: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
     try:
-        text = (await client.get("/metrics")).text
-    except httpx.TransportError:
-        return -1.0
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("ras_events_processed_total{")
-    )
-
-
-def _events(count: int) -> list[dict[str, object]]:
-    events: list[dict[str, object]] = []
-    while len(events) < count:
-        batch = f"bench-{uuid.uuid4()}"
-        events += lifecycle(batch, [f"{batch}-essay-{n}" for n in range(3)], user_id="bench-user")
-    return events[:count]
-
-
-async def _publish(producer: AIOKafkaProducer, events: list[dict[str, object]]) -> None:
-    futures = []
-    for event in events:
-        data = event["data"]
-        assert isinstance(data, dict)
-        key = str(data.get("batch_id") or data.get("entity_id")).encode()
-        futures.append(await producer.send(str(event["event_type"]), json.dumps(event).encode(), key=key))
-    await asyncio.gather(*futures)
-
-
-async def _wait_until(client: httpx.AsyncClient, target: float, deadline: float) -> None:
-    while await _processed(client) < target:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"worker did not process the events in time (see {LOG})")
-        await asyncio.sleep(0.05)
-
-
-async def drain_rate(env: dict[str, str], batch_size: str, events: int) -> float:
-    """Publish `events` for a fresh group, then start a worker and time it from its first counted event
-    to its last: the worker's own rate, without the producer or the group join on the clock."""
-    group, port = f"ras-bench-{uuid.uuid4().hex[:8]}", _free_port()
-    await position_group_at_end(env["KAFKA_BOOTSTRAP_SERVERS"], group)
-    producer = AIOKafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], linger_ms=5, acks="all")
-    await producer.start()
-    try:
-        await _publish(producer, _events(events))
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        seen, started = 0, 0.0
+        while seen < count:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=500)).values():
+                started = started or time.perf_counter()
+                seen += sum(1 for record in records if json.loads(record.value))
+        return count / (time.perf_counter() - started)
     finally:
-        await producer.stop()
-    worker_env = {
-        **os.environ,
-        **env,
-        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
-        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": batch_size,
-        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
-        "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
+        await consumer.stop()
+
+
+async def worker_rate(
+    env: dict[str, str], starts: harness.Offsets, count: int, batch: int, workers: int = 1
+) -> tuple[float, float]:
+    """Events/s from the first counted event to the `count`th, and the first worker's RSS (MB) at the end."""
+    redis_url = env["REDIS_URL"].rsplit("/", 1)[0] + f"/{next(_redis_databases)}"  # no hints of earlier runs
+    async with Redis.from_url(redis_url) as redis:
+        await redis.flushdb()
+    async with harness.fresh_database(env["DATABASE_URL"]) as database_url:
+        group = await harness.group_at(env["KAFKA_BOOTSTRAP_SERVERS"], starts)
+        ports = [harness.free_port() for _ in range(workers)]
+        processes = [
+            harness.spawn(
+                "result_aggregator_service.entrypoints.worker",
+                {
+                    **env,
+                    "DATABASE_URL": database_url,
+                    "REDIS_URL": redis_url,
+                    "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
+                    "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": str(batch),
+                    "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
+                    "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
+                },
+                f"worker-{batch}-{n}.log",
+            )
+            for n, port in enumerate(ports)
+        ]
+        try:
+
+            async def total() -> float:
+                counts = [await harness.processed(port) for port in ports]
+                return sum(max(count, 0.0) for count in counts)
+
+            async def started() -> bool:
+                return await total() > 0
+
+            await harness.until(started, time.monotonic() + 120, "the first event")
+            first, clock = await total(), time.perf_counter()
+
+            async def done() -> bool:
+                return await total() >= count
+
+            await harness.until(done, time.monotonic() + 900, f"{count} events")
+            return (count - first) / (time.perf_counter() - clock), harness.rss_megabytes(processes[0])
+        finally:
+            for process in processes:
+                harness.stop(process)
+
+
+async def one_run(env: dict[str, str], count: int, two_workers: bool) -> dict[str, float]:
+    servers = env["KAFKA_BOOTSTRAP_SERVERS"]
+    starts = await harness.end_offsets(servers)
+    await harness.publish(servers, harness.lifecycle_events(count))
+    rates = {
+        "bare client": await bare_client_rate(servers, starts, count),
+        "plain consumer": await plain_consumer_rate(servers, _asyncpg_dsn(env["DATABASE_URL"]), starts, count),
+        "worker": (await worker_rate(env, starts, count, 500))[0],
+        "worker, one event per transaction": (await worker_rate(env, starts, count // 5, 1))[0],
     }
-    LOG.mkdir(parents=True, exist_ok=True)
-    worker = _start_worker(worker_env, LOG / f"worker-{batch_size}.log")
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            await _wait_until(client, 1, time.monotonic() + 120)
-            first_count, started = await _processed(client), time.monotonic()
-            await _wait_until(client, events, started + 600)
-            return (events - first_count) / (time.monotonic() - started)
-    finally:
-        worker.terminate()
-        await asyncio.to_thread(worker.wait, 30)
+    if two_workers:
+        rates["two workers, one group"] = (await worker_rate(env, starts, count, 500, workers=2))[0]
+    return rates
+
+
+def _asyncpg_dsn(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def scale_run(env: dict[str, str], count: int, small: int) -> None:
+    servers = env["KAFKA_BOOTSTRAP_SERVERS"]
+    timings = {}
+    for events in (small, count):
+        starts = await harness.end_offsets(servers)
+        await harness.publish(servers, harness.lifecycle_events(events))
+        rate, rss = await worker_rate(env, starts, events, 500)
+        timings[events] = events / rate
+        print(f"worker, {events:,} events: {timings[events]:.1f} s ({rate:,.0f} events/s), RSS at the end {rss:.0f} MB")
+    print(f"time for {count:,} / time for {small:,}: {timings[count] / timings[small]:.1f}x (target <= 11x)")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--two-workers", action="store_true")
+    parser.add_argument("--scale", type=int, default=0, help="also time the worker on this many events")
     args = parser.parse_args()
     env = ensure_stack()
     await asyncio.to_thread(upgrade_to_head, env["DATABASE_URL"])
-    medians = {}
-    for name, (batch_size, share) in CONFIGS.items():
-        rates = [await drain_rate(env, batch_size, int(args.events * share)) for _ in range(args.runs)]
-        medians[name] = statistics.median(rates)
-        print(f"{name:38s} runs: {', '.join(f'{r:,.0f}' for r in rates)} events/s; median {medians[name]:,.0f}")
-    baseline, micro = medians["baseline: one event per transaction"], medians["micro-batches of 500"]
-    print(f"ratio micro-batched / baseline (medians): {micro / baseline:.1f}x")
+    runs: list[dict[str, float]] = []
+    for run in range(args.runs):
+        runs.append(await one_run(env, args.events, args.two_workers))
+        print(f"run {run + 1}: " + "; ".join(f"{name} {rate:,.0f}/s" for name, rate in runs[-1].items()))
+    medians: dict[str, float] = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+    print(f"\nmedians of {args.runs} runs over the same {args.events:,} events each:")
+    for name, rate in medians.items():
+        print(f"  {name:36s} {rate:>9,.0f} events/s")
+    worker = medians["worker"]
+    print(f"worker / plain consumer:                 {worker / medians['plain consumer']:.2f}x (target >= 0.5x)")
+    print(f"worker / bare client:                    {worker / medians['bare client']:.3f}x")
+    per_event = medians["worker, one event per transaction"]
+    print(f"worker / one event per transaction:      {worker / per_event:.1f}x (target >= 20x)")
+    if "two workers, one group" in medians:
+        print(f"two workers / one worker:                {medians['two workers, one group'] / worker:.2f}x")
+    if args.scale:
+        await scale_run(env, args.scale, args.events)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def worker_process(
         "RESULT_AGGREGATOR_SUBSCRIBED_TOPICS": json.dumps([*CONSUMED_TOPICS, UNMAPPED_TOPIC]),
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(free_port()),
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     process = spawn("result_aggregator_service.entrypoints.worker", env, "worker.log")
     yield process
@@ -123,7 +123,7 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     env = {
         "RESULT_AGGREGATOR_HTTP_PORT": str(port),
         "RESULT_AGGREGATOR_INTERNAL_API_KEY": API_HEADERS["X-Internal-API-Key"],
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     process = spawn("result_aggregator_service.entrypoints.api", env, "api.log")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=API_HEADERS, timeout=10) as client:

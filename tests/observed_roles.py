@@ -46,7 +46,7 @@ def finite(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def observed_roles(settings: Settings) -> AsyncIterator[ObservedRoles]:
     prometheus_url = ensure_prometheus()
     worker_port, api_port = free_port(), free_port()
-    common = {"RESULT_AGGREGATOR_LOG_JSON": "false"}
+    common = {"RESULT_AGGREGATOR_LOG_FORMAT": "console"}
     worker = spawn(
         "result_aggregator_service.entrypoints.worker",
         {

@@ -19,6 +19,7 @@ from common_core import topics
 from result_aggregator_service.adapters.tables import batches, essays, parked_events, processed_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.lifecycles import batch_lifecycle, delivered
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.scenarios import lifecycle
 from result_aggregator_service.tests.unit.folding import decoded, fold
@@ -86,11 +87,12 @@ async def test_each_topic_lands_in_the_read_model(
 async def test_a_shuffled_lifecycle_with_duplicates_equals_the_in_order_fold(
     kafka_producer: AIOKafkaProducer, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    batch_id = samples.new_id("batch-")
-    events = lifecycle(batch_id, [samples.new_id("essay-") for _ in range(3)])
-    await publish_all(kafka_producer, random.sample(events * 2, k=len(events) * 2))
+    rng = random.Random()
+    generated = batch_lifecycle(rng, samples.new_id("user-"), spellcheck_failure_rate=0.3)
+    events = list(generated.events)
+    await publish_all(kafka_producer, delivered(events, rng, out_of_order=1.0, duplicated=1.0))
     await wait_for(lambda: claimed(sessions, *events), what="every lifecycle event's claim")
-    assert await read_batch(sessions, batch_id) == fold([decoded(e) for e in events], batch_id)
+    assert await read_batch(sessions, generated.batch_id) == fold([decoded(e) for e in events], generated.batch_id)
 
 
 async def test_results_published_before_registration_appear_once_it_registers(

@@ -4,6 +4,7 @@ database is migrated (it waits, then applies; nothing is parked or skipped)."""
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import uuid
 from typing import Any
@@ -19,9 +20,9 @@ from conftest import migrate
 from result_aggregator_service.adapters.tables import processed_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
+from result_aggregator_service.lifecycles import batch_lifecycle
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.contract.sample_envelopes import to_bytes
-from result_aggregator_service.tests.scenarios import lifecycle
 from result_aggregator_service.tests.unit.folding import decoded, fold
 from tests.conftest import LOG_DIR, free_port, publish, spawn, wait_for
 from tests.kafka_groups import position_group_at_end
@@ -54,10 +55,11 @@ async def test_sigterm_mid_stream_then_restart_applies_every_event_once(
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
         "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": "50",  # many commits, so SIGTERM lands mid-stream
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
-    batch_ids = [f"shutdown-{uuid.uuid4()}" for _ in range(150)]
-    batches = {batch_id: lifecycle(batch_id, [f"{batch_id}-essay-{n}" for n in range(3)]) for batch_id in batch_ids}
+    rng = random.Random()
+    lifecycles = [batch_lifecycle(rng, "shutdown-teacher", essay_count=3) for _ in range(150)]
+    batches = {lifecycle.batch_id: list(lifecycle.events) for lifecycle in lifecycles}
     events = [event for batch_events in batches.values() for event in batch_events]
 
     first = spawn("result_aggregator_service.entrypoints.worker", env, "worker-sigterm-1.log")
@@ -127,7 +129,7 @@ async def test_a_worker_started_before_the_migrations_waits_for_them_and_parks_n
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     registration = samples.batch_registered(samples.new_id("batch-"), ["e1"])
     worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-unmigrated.log")

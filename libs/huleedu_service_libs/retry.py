@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,18 +33,26 @@ async def retry_forever(
     """Await `operation` until it succeeds; transient failures wait and retry, anything else is raised.
 
     It never gives up on a transient failure: the caller pauses instead of skipping work. Cancellation
-    (shutdown) ends the wait at once.
+    (shutdown) ends the wait at once. It logs the state changes, not every attempt: `dependency_unavailable`
+    at the first failure (a warning), `dependency_recovered` once it succeeds again; the attempts in
+    between are debug lines.
     """
-    attempt = 0
+    attempt, started = 0, time.monotonic()
     while True:
         try:
-            return await operation()
+            result = await operation()
         except Exception as error:
             if not is_transient(error):
                 raise
             attempt += 1
             delay = backoff.delay(attempt)
-            log.warning("transient_failure_retrying", attempt=attempt, delay_seconds=round(delay, 3), error=repr(error))
+            report = log.warning if attempt == 1 else log.debug
+            event = "dependency_unavailable" if attempt == 1 else "dependency_still_unavailable"
+            report(event, attempt=attempt, delay_seconds=round(delay, 3), error=repr(error))
             if on_retry is not None:
                 on_retry(error)
             await asyncio.sleep(delay)
+            continue
+        if attempt:
+            log.info("dependency_recovered", attempts=attempt, seconds=round(time.monotonic() - started, 1))
+        return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,5 +60,6 @@ class Settings(BaseSettings):
 
     # observability
     log_level: str = "INFO"
-    log_json: bool = True
+    # json | console; unset: console when the log stream is a terminal, JSON otherwise
+    log_format: Literal["json", "console"] | None = None
     otlp_endpoint: str | None = None  # OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; none: off

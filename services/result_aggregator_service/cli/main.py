@@ -60,7 +60,7 @@ def _logs_to_stderr() -> None:
     """Before every command: stdout carries results; logs (warnings and worse) go to stderr."""
     from huleedu_service_libs.logging import configure_logging
 
-    configure_logging("result_aggregator_cli", "WARNING", json=False)
+    configure_logging("result_aggregator_cli", "WARNING", "console")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(current_stderr)

@@ -41,8 +41,15 @@ def record_source(settings: Settings, metrics: ServiceMetrics) -> KafkaRecordSou
         heartbeat_interval_ms=int(max(settings.kafka_session_timeout_seconds / 10, 0.5) * 1000),
     )
 
+    assignments = 0
+
     def assigned(partitions: set[TopicPartition]) -> None:
-        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        nonlocal assignments
+        assignments += 1  # run.sh waits for the first line to print its banner
+        event = "worker_ready" if assignments == 1 else "partitions_reassigned"
+        log.info(
+            event, group=settings.consumer_group, partitions=len(partitions), topics=len({p.topic for p in partitions})
+        )
 
     def revoked(partitions: set[TopicPartition]) -> None:
         for tp in partitions:  # another member reports these now
@@ -95,7 +102,7 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
 
 def main() -> None:
     settings = Settings()
-    configure_logging("result_aggregator_worker", settings.log_level, settings.log_json)
+    configure_logging("result_aggregator_worker", settings.log_level, settings.log_format)
     configure_tracing("result_aggregator_worker", settings.otlp_endpoint)
     asyncio.run(run(settings, make_container(settings)))
 

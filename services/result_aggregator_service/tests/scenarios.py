@@ -1,4 +1,6 @@
-"""Whole-batch event sequences built from the sample envelopes, shared by integration and e2e tests."""
+"""One fixed whole-batch event sequence, for tests that assert exact field values (its first essay fails
+the CJ phase). Realistic, varied lifecycles with their expected API state come from
+`result_aggregator_service.lifecycles`."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def worker_metrics_url(settings: Settings) -> Iterator[str]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "RESULT_AGGREGATOR_CONSUMER_GROUP": f"ras-health-test-{uuid.uuid4().hex[:8]}",
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     LOG.parent.mkdir(parents=True, exist_ok=True)
     with LOG.open("wb") as log:
