@@ -12,6 +12,8 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] || [ -z "${DATABASE_URL:-}" ] || [ -z "
   set -a; source .local-stack/stack.env; set +a
 fi
 pdm run migrate
+# a local run is development: without RESULT_AGGREGATOR_INTERNAL_API_KEY the API takes the development key
+export RESULT_AGGREGATOR_ENVIRONMENT="${RESULT_AGGREGATOR_ENVIRONMENT:-development}"
 
 pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait; }
@@ -28,5 +30,6 @@ cat >&2 <<MSG
     API metrics:    http://127.0.0.1:$port/metrics
     worker metrics: http://127.0.0.1:$metrics_port/metrics
     OpenAPI:        http://127.0.0.1:$port/openapi.json  (docs: /docs)
+    environment:    $RESULT_AGGREGATOR_ENVIRONMENT (development: X-Internal-API-Key dev-internal-api-key unless set)
 MSG
 wait -n "${pids[@]}"

@@ -91,9 +91,10 @@ class ErrorResponse(_Response):
 
 
 class DependencyHealth(_Response):
+    """A dependency's state and how long the check took; why it failed is logged, never answered."""
+
     status: Literal["ok", "error"]
     latency_ms: float
-    error: str | None = None
 
 
 class HealthResponse(_Response):

@@ -17,7 +17,7 @@ from quart_dishka import QuartDishka, QuartProvider
 from quart_schema import APIKeySecurityScheme, Info, QuartSchema
 
 from huleedu_service_libs.logging import configure_logging
-from result_aggregator_service.config import Settings
+from result_aggregator_service.config import ConfigurationError, Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
 from result_aggregator_service.entrypoints.cached_reads import ApiProvider
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
@@ -71,6 +71,10 @@ def main() -> None:
     cached reads at 1.28x the rate with a p99 of 18 ms instead of 81 ms."""
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level, settings.log_json)
+    try:
+        settings.api_key()
+    except ConfigurationError as error:
+        raise SystemExit(f"result_aggregator API cannot start: {error}") from None
     with _shared_metrics_if(settings.http_workers > 1):
         _serve(settings)
 
