@@ -103,3 +103,6 @@ class HealthResponse(_Response):
 
     status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, DependencyHealth]
+    database_circuit: Literal["closed", "open", "half_open"] = Field(
+        description="The API's circuit breaker on its database path; open: queries answer 503 at once"
+    )

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["api-gateway-service", "bff-teacher-service", "admin-dashboard-service"]
     )
     cache_ttl_seconds: int = Field(300, ge=1)
+    database_circuit_failure_threshold: int = Field(5, ge=1)  # consecutive connection failures that open it
+    database_circuit_cool_down_seconds: float = Field(5.0, gt=0)  # open this long, then one probe
 
     # observability
     log_level: str = "INFO"

@@ -24,7 +24,9 @@ CHECK_TIMEOUT_SECONDS = 2.0
 log = structlog.get_logger(__name__)
 
 
-async def check_health(engine: AsyncEngine, redis: Redis, kafka_bootstrap_servers: str) -> HealthResponse:
+async def check_health(
+    engine: AsyncEngine, redis: Redis, kafka_bootstrap_servers: str, database_circuit: str
+) -> HealthResponse:
     database, cache, kafka = await asyncio.gather(
         _timed("database", _ping_database(engine)),
         _timed("redis", redis.ping()),
@@ -36,7 +38,8 @@ async def check_health(engine: AsyncEngine, redis: Redis, kafka_bootstrap_server
         status = "degraded"
     else:
         status = "ok"
-    return HealthResponse(status=status, checks={"database": database, "redis": cache, "kafka": kafka})
+    checks = {"database": database, "redis": cache, "kafka": kafka}
+    return HealthResponse(status=status, checks=checks, database_circuit=database_circuit)
 
 
 async def _timed(dependency: str, check: Awaitable[object]) -> DependencyHealth:

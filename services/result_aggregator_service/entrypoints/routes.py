@@ -30,6 +30,7 @@ from result_aggregator_service.api_models import (
 )
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.cached_reads import CachedReads, Rendered
+from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuit
 from result_aggregator_service.entrypoints.health import check_health
 from result_aggregator_service.entrypoints.http_errors import InternalError, NotFound
 from result_aggregator_service.metrics import ServiceMetrics
@@ -83,10 +84,13 @@ async def user_batches(user_id: str, query_args: UserBatchesQuery, reads: FromDi
 @document_response(HealthResponse, 503)
 @inject
 async def healthz(
-    engine: FromDishka[AsyncEngine], redis: FromDishka[Redis], settings: FromDishka[Settings]
+    engine: FromDishka[AsyncEngine],
+    redis: FromDishka[Redis],
+    settings: FromDishka[Settings],
+    circuit: FromDishka[DatabaseCircuit],
 ) -> Response:
     """PostgreSQL, Redis and Kafka with their latency; 503 when PostgreSQL does not answer."""
-    health = await check_health(engine, redis, settings.kafka_bootstrap_servers)
+    health = await check_health(engine, redis, settings.kafka_bootstrap_servers, circuit.state.value)
     status = 503 if health.status == "unavailable" else 200
     return Response(health.model_dump_json(), status=status, mimetype="application/json")
 
