@@ -8,7 +8,7 @@ closed ──(N consecutive transient failures)──► open ──(cool-down o
 
 `CircuitBreaker` is the pure state machine (time is passed in); `DatabaseCircuit` wraps a database call
 with it. Only transient failures (`adapters.transient.is_transient`: unreachable, refused, timed out)
-count; any answer from the database closes the circuit.
+count; a successful call closes the circuit; other errors (ours) neither count nor close it.
 """
 
 from __future__ import annotations
