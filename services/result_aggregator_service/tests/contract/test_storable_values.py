@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from common_core import topics
 from common_core.registry import decode_envelope
+from result_aggregator_service.adapters import tables
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
-from result_aggregator_service.service_layer.decoding import INT32_FIELDS, decode_event
+from result_aggregator_service.service_layer.decoding import INT32_FIELDS, VARCHAR_FIELDS, VARCHAR_LIMIT, decode_event
 from result_aggregator_service.service_layer.ingest import process_batch
 from result_aggregator_service.service_layer.ports import ParkReason
 from result_aggregator_service.tests.contract import sample_envelopes as samples
@@ -27,7 +28,8 @@ NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400"]  # 1e400 overflows to Inf
 def _sample(topic: str) -> dict[str, Any]:
     return {
         topics.BATCH_ESSAYS_REGISTERED_TOPIC: samples.batch_registered("b1", ["e1"]),
-        topics.BATCH_PHASE_OUTCOME_TOPIC: samples.phase_outcome("b1", ["e1"]),
+        topics.ESSAY_SLOT_ASSIGNED_TOPIC: samples.slot_assigned("b1", "e1"),
+        topics.BATCH_PHASE_OUTCOME_TOPIC: samples.phase_outcome("b1", ["e1"], ["e2"]),
         topics.SPELLCHECK_RESULTS_TOPIC: samples.spellcheck_result("b1", "e1"),
         topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC: samples.assessment_result("b1", [samples.essay_result("e1")]),
         topics.BATCH_PIPELINE_COMPLETED_TOPIC: samples.pipeline_completed("b1"),
@@ -55,6 +57,24 @@ INTEGERS = [
     (topics.SPELLCHECK_RESULTS_TOPIC, ("data", "processing_duration_ms"), INT64_MAX),
     (topics.BATCH_ESSAYS_REGISTERED_TOPIC, ("schema_version",), INT64_MAX),
     (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "assessment_metadata", "comparison_count"), INT64_MAX),
+]
+
+
+# (topic, path) of every identifier stored in a varchar(255) column
+IDENTIFIERS = [
+    *[(topics.BATCH_ESSAYS_REGISTERED_TOPIC, ("data", f)) for f in ("entity_id", "user_id", "org_id", "class_id")],
+    (topics.BATCH_ESSAYS_REGISTERED_TOPIC, ("data", "essay_ids", 0)),
+    *[
+        (topics.ESSAY_SLOT_ASSIGNED_TOPIC, ("data", f))
+        for f in ("batch_id", "essay_id", "file_upload_id", "text_storage_id")
+    ],
+    (topics.BATCH_PHASE_OUTCOME_TOPIC, ("data", "batch_id")),
+    (topics.BATCH_PHASE_OUTCOME_TOPIC, ("data", "failed_essay_ids", 0)),
+    (topics.BATCH_PHASE_OUTCOME_TOPIC, ("data", "processed_essays", 0, "essay_id")),
+    *[(topics.SPELLCHECK_RESULTS_TOPIC, ("data", f)) for f in ("batch_id", "entity_id", "corrected_text_storage_id")],
+    (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "batch_id")),
+    (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "essay_results", 0, "essay_id")),
+    (topics.BATCH_PIPELINE_COMPLETED_TOPIC, ("data", "batch_id")),
 ]
 
 
@@ -104,6 +124,23 @@ def test_an_integer_beyond_its_columns_range_is_a_schema_error(
 def test_every_int32_field_is_named_with_its_column() -> None:
     checked = {path[-1] for _, path, widest in INTEGERS if widest == INT32_MAX}
     assert checked == {field for _, field in INT32_FIELDS}
+
+
+@pytest.mark.parametrize(("topic", "path"), IDENTIFIERS)
+def test_an_identifier_longer_than_its_column_is_a_schema_error(topic: str, path: tuple[str | int, ...]) -> None:
+    decode_event(topic, _raw_with(topic, path, json.dumps("é" * VARCHAR_LIMIT)))  # characters, not bytes
+    error = _schema_error(topic, _raw_with(topic, path, json.dumps("x" * (VARCHAR_LIMIT + 1))))
+    assert [e["loc"] for e in error.errors()] == [path]
+
+
+def test_every_checked_field_names_a_column_of_the_claimed_type() -> None:
+    def column(name: str) -> Any:
+        table, column_name = name.split(".")
+        return getattr(tables, table).c[column_name]
+
+    assert {type(column(name).type).__name__ for name in INT32_FIELDS.values()} == {"Integer"}
+    assert {column(name).type.length for name in VARCHAR_FIELDS.values()} == {VARCHAR_LIMIT}
+    assert len(IDENTIFIERS) == len(VARCHAR_FIELDS)  # each checked field has its sample above
 
 
 def test_an_integer_too_big_for_any_column_inside_a_free_form_object_is_a_schema_error() -> None:
