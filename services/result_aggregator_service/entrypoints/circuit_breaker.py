@@ -63,16 +63,18 @@ class CircuitBreaker:
     def succeeded(self) -> None:
         self.state, self.consecutive_failures, self.probing = CircuitState.CLOSED, 0, False
 
-    def failed(self, now: float) -> None:
+    def failed(self, now: float, probe: bool = False) -> None:
+        """A call failed to reach the database; `probe`: it was the half-open probe."""
         self.consecutive_failures += 1
-        probe_failed = self.state is CircuitState.HALF_OPEN and self.probing
-        if probe_failed or (self.state is CircuitState.CLOSED and self.consecutive_failures >= self.failure_threshold):
+        if probe or (self.state is CircuitState.CLOSED and self.consecutive_failures >= self.failure_threshold):
             self.state, self.opened_at = CircuitState.OPEN, now
-        self.probing = False
+        if probe:
+            self.probing = False
 
-    def released(self) -> None:
+    def released(self, probe: bool = False) -> None:
         """A call ended without a verdict on the database (cancelled, or a bug of ours)."""
-        self.probing = False
+        if probe:
+            self.probing = False
 
 
 class CircuitOpen(ServiceUnavailable):
@@ -105,16 +107,17 @@ class DatabaseCircuit:
         if wait is not None:
             raise CircuitOpen(wait)
         before = self._breaker.state
+        probe = before is CircuitState.HALF_OPEN  # admitted while half-open: this call is the probe
         try:
             yield
         except Exception as error:
             if is_transient(error):
-                self._breaker.failed(self._clock())
+                self._breaker.failed(self._clock(), probe)
             else:
-                self._breaker.released()
+                self._breaker.released(probe)
             raise
         except BaseException:  # cancelled: no verdict
-            self._breaker.released()
+            self._breaker.released(probe)
             raise
         else:
             self._breaker.succeeded()

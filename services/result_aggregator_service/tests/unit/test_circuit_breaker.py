@@ -62,7 +62,7 @@ def test_a_successful_probe_closes_the_circuit() -> None:
 def test_a_failed_probe_opens_it_for_another_cool_down() -> None:
     breaker = opened(at=100.0)
     breaker.admit(110.0)
-    breaker.failed(110.0)
+    breaker.failed(110.0, probe=True)
     assert breaker.state is OPEN
     assert breaker.admit(115.0) == pytest.approx(5.0)
 
@@ -70,9 +70,17 @@ def test_a_failed_probe_opens_it_for_another_cool_down() -> None:
 def test_a_probe_without_a_verdict_lets_the_next_call_probe() -> None:
     breaker = opened(at=100.0)
     breaker.admit(110.0)
-    breaker.released()
+    breaker.released(probe=True)
     assert breaker.admit(110.1) is None
     assert breaker.state is HALF_OPEN
+
+
+def test_a_late_failure_of_a_call_from_before_does_not_free_the_probes_slot() -> None:
+    breaker = opened(at=100.0)
+    breaker.admit(110.0)  # the probe is under way
+    breaker.failed(110.5)  # a call admitted long before, still closed then, fails now
+    assert breaker.state is HALF_OPEN
+    assert breaker.admit(110.6) == pytest.approx(10.0)  # still one probe at a time
 
 
 class Clock:
