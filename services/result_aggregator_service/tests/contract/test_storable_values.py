@@ -15,7 +15,12 @@ from common_core import topics
 from common_core.registry import decode_envelope
 from result_aggregator_service.adapters import tables
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
-from result_aggregator_service.service_layer.decoding import INT32_FIELDS, VARCHAR_FIELDS, VARCHAR_LIMIT, decode_event
+from result_aggregator_service.service_layer.decoding import (
+    INT32_FIELDS,
+    VARCHAR_FIELDS,
+    VARCHAR_LIMIT,
+    decode_event,
+)
 from result_aggregator_service.service_layer.ingest import process_batch
 from result_aggregator_service.service_layer.ports import ParkReason
 from result_aggregator_service.tests.contract import sample_envelopes as samples
