@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from local_stack.state import ENV_KEYS
 from result_aggregator_service.adapters.schema import alembic_config, upgrade_to_head
-from result_aggregator_service.config import Settings
+from result_aggregator_service.config import Environment, Settings
 from result_aggregator_service.providers import make_container
 
 
@@ -44,6 +44,7 @@ def stack_env() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def settings(stack_env: dict[str, str]) -> Settings:
     settings = Settings(
+        environment=Environment.DEVELOPMENT,
         kafka_bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"],
         database_url=stack_env["DATABASE_URL"],
         redis_url=stack_env["REDIS_URL"],

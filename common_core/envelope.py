@@ -1,11 +1,30 @@
 """The event envelope every producer wraps its payload in (fixed wire contract)."""
 
-from typing import Any, Generic, TypeVar
+import math
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
 DataT = TypeVar("DataT", bound=BaseModel)
+
+
+def _finite_throughout(value: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or Infinity (RFC 8259): a free-form object holding one, at any depth, is invalid."""
+    pending: list[Any] = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{node} is not a JSON number (NaN and Infinity are not allowed)")
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return value
+
+
+# A free-form JSON object (metadata, error_info, ...): any keys, but only JSON's own values.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_finite_throughout)]
 
 
 class ContractModel(BaseModel):
@@ -23,4 +42,4 @@ class EventEnvelope(ContractModel, Generic[DataT]):
     correlation_id: UUID
     data_schema_uri: str | None = None
     data: DataT
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None

@@ -1,13 +1,13 @@
 """Payloads of the consumed topics, exactly as the producers define them."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field
 
 from common_core.enums import BatchStatus, ConfidenceLabel, CourseCode, PhaseName
-from common_core.envelope import ContractModel
+from common_core.envelope import ContractModel, JsonObject
 
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -21,7 +21,7 @@ class SystemProcessingMetadata(ContractModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     event: str | None = None
-    error_info: dict[str, Any]
+    error_info: JsonObject
 
 
 class StorageReference(ContractModel):
@@ -60,7 +60,7 @@ class EssaySlotAssignedV1(ContractModel):
 class ProcessedEssay(ContractModel):
     essay_id: str
     text_storage_id: str
-    spellcheck_metrics: dict[str, Any] | None = None
+    spellcheck_metrics: JsonObject | None = None
 
 
 class ELSBatchPhaseOutcomeV1(ContractModel):
@@ -127,7 +127,7 @@ class AssessmentResultV1(ContractModel):
     model_provider: str
     model_version: str | None = None
     essay_results: list[EssayResultV1]
-    assessment_metadata: dict[str, Any]
+    assessment_metadata: JsonObject
     assessed_at: datetime
 
 

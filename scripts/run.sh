@@ -37,6 +37,8 @@ if [ -t 1 ]; then
 fi
 LOGS="$ROOT/.local-stack/run-logs"
 mkdir -p "$LOGS"
+# a local run is development: without RESULT_AGGREGATOR_INTERNAL_API_KEY the API takes the development key
+export RESULT_AGGREGATOR_ENVIRONMENT="${RESULT_AGGREGATOR_ENVIRONMENT:-development}"
 
 pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -61,6 +63,7 @@ if ! message="$(startup wait "$worker_pid" "$api_pid" "$LOGS/worker.log" "$LOGS/
   exit 1
 fi
 echo "$message" >&2
+echo "    environment:    $RESULT_AGGREGATOR_ENVIRONMENT (development: X-Internal-API-Key dev-internal-api-key unless set)" >&2
 echo "    ops CLI:        .venv/bin/ras health | lag | parked list   (ras --help)" >&2
 [ -z "${PROMETHEUS_URL:-}" ] || echo "    Prometheus:     $PROMETHEUS_URL  (alerts: $PROMETHEUS_URL/alerts)" >&2
 if $demo; then

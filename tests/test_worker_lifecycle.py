@@ -54,11 +54,11 @@ async def test_sigterm_mid_stream_then_restart_applies_every_event_once(
     env = {
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
-        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": "50",  # many commits, so SIGTERM lands mid-stream
+        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": "10",  # many commits, so SIGTERM lands mid-stream
         "RESULT_AGGREGATOR_LOG_FORMAT": "console",
     }
     rng = random.Random()
-    lifecycles = [batch_lifecycle(rng, "shutdown-teacher", essay_count=3) for _ in range(150)]
+    lifecycles = [batch_lifecycle(rng, "shutdown-teacher", essay_count=3) for _ in range(400)]
     batches = {lifecycle.batch_id: list(lifecycle.events) for lifecycle in lifecycles}
     events = [event for batch_events in batches.values() for event in batch_events]
 

@@ -42,8 +42,9 @@ async def retry_forever(
         try:
             result = await operation()
         except Exception as error:
-            if not is_transient(error):
-                raise
+            task = asyncio.current_task()
+            if not is_transient(error) or (task is not None and task.cancelling()):
+                raise  # a client library may turn our cancellation into an error of its own: never retry that
             attempt += 1
             delay = backoff.delay(attempt)
             report = log.warning if attempt == 1 else log.debug

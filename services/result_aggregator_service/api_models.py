@@ -91,9 +91,10 @@ class ErrorResponse(_Response):
 
 
 class DependencyHealth(_Response):
+    """A dependency's state and how long the check took; why it failed is logged, never answered."""
+
     status: Literal["ok", "error"]
     latency_ms: float
-    error: str | None = None
 
 
 class HealthResponse(_Response):
@@ -102,3 +103,6 @@ class HealthResponse(_Response):
 
     status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, DependencyHealth]
+    database_circuit: Literal["closed", "open", "half_open"] = Field(
+        description="The API's circuit breaker on its database path; open: queries answer 503 at once"
+    )

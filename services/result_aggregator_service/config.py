@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -11,6 +12,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from common_core.topics import CONSUMED_TOPICS
 
 _PREFIX = "RESULT_AGGREGATOR_"
+DEVELOPMENT_API_KEY = "dev-internal-api-key"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"  # the dev scripts and the tests set it: the API may fall back to a known key
+    PRODUCTION = "production"
+
+
+class ConfigurationError(ValueError):
+    """A setting the process cannot start without; the message says which and what to do."""
 
 
 def _shared(name: str) -> AliasChoices:
@@ -26,6 +37,8 @@ class Settings(BaseSettings):
         populate_by_name=True,
         env_file=os.environ.get(f"{_PREFIX}ENV_FILE", ".local-stack/stack.env"),
     )
+
+    environment: Environment = Environment.PRODUCTION
 
     # connections (the local stack writes these three to .local-stack/stack.env)
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS"))
@@ -47,19 +60,38 @@ class Settings(BaseSettings):
     kafka_session_timeout_seconds: float = 10.0
     kafka_rebalance_timeout_seconds: float = 10.0
     lag_interval_seconds: float = Field(5.0, gt=0)
+    shutdown_grace_seconds: float = Field(10.0, gt=0)
 
     # internal HTTP API
     http_host: str = "127.0.0.1"
     http_port: int = 4003
     http_workers: int = Field(1, ge=1)
-    internal_api_key: SecretStr = SecretStr("dev-internal-api-key")
+    internal_api_key: SecretStr | None = None  # required outside development: see api_key()
     allowed_service_ids: list[str] = Field(
         default_factory=lambda: ["api-gateway-service", "bff-teacher-service", "admin-dashboard-service"]
     )
     cache_ttl_seconds: int = Field(300, ge=1)
+    database_circuit_failure_threshold: int = Field(5, ge=1)  # consecutive connection failures that open it
+    database_circuit_cool_down_seconds: float = Field(5.0, gt=0)  # open this long, then one probe
 
     # observability
     log_level: str = "INFO"
     # json | console; unset: console when the log stream is a terminal, JSON otherwise
     log_format: Literal["json", "console"] | None = None
     otlp_endpoint: str | None = None  # OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; none: off
+
+    def api_key(self) -> str:
+        """The internal API's shared key. Only in development may it be missing (then the well-known
+        development key is used); outside development the well-known key is refused too."""
+        configured = self.internal_api_key.get_secret_value() if self.internal_api_key else ""
+        if self.environment is Environment.DEVELOPMENT:
+            return configured or DEVELOPMENT_API_KEY
+        variable = f"{_PREFIX}INTERNAL_API_KEY"
+        if not configured:
+            raise ConfigurationError(
+                f"{variable} is not set. Set it to the shared secret of the internal API, or set "
+                f"{_PREFIX}ENVIRONMENT=development to use the development key."
+            )
+        if configured == DEVELOPMENT_API_KEY:
+            raise ConfigurationError(f"{variable} is the public development key; set a secret one.")
+        return configured

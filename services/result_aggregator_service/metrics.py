@@ -67,6 +67,12 @@ class ServiceMetrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        self.database_circuit = Gauge(
+            "ras_database_circuit_state",
+            "The API's database circuit breaker: 1 for its current state",
+            ["state"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The Prometheus text of this process, or of every server process when the server runs several

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Row, Select, func, select
+from sqlalchemy import Column, ColumnElement, Row, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common_core.enums import BatchStatus
@@ -44,13 +44,16 @@ _ESSAY_COLUMNS = tuple(
     essays.c[name].label(f"{_ESSAY_PREFIX}{name}") for name in EssayResultResponse.model_fields if name in essays.c
 )
 _NEWEST_FIRST = (batches.c.created_at.desc(), batches.c.batch_id.desc())
+# The batch's essays are those its latest registration lists (rules.derive_essays); rows of other essays
+# hold facts only, e.g. results for an essay a corrected registration dropped.
+_REGISTERED_ESSAY_IDS = batches.c.facts["registration"]["essay_ids"].label("registered_essay_ids")
 
 
 async def batch_status(session: AsyncSession, batch_id: str) -> tuple[BatchStatusResponse, int] | None:
     """The batch with its essays and the version its ETag carries; None unless it is registered."""
     query = (
         select(*_BATCH_COLUMNS, *_ESSAY_COLUMNS)
-        .outerjoin(essays, essays.c.batch_id == batches.c.batch_id)
+        .outerjoin(essays, _of_registration(batches.c.batch_id, _REGISTERED_ESSAY_IDS.element))
         .where(batches.c.batch_id == batch_id, batches.c.is_registered)
         .order_by(essays.c.essay_id)
     )
@@ -68,7 +71,7 @@ async def user_batches(
     if status is not None:
         matching.append(batches.c.status == status.value)
     page = (
-        select(*_BATCH_COLUMNS, func.count().over().label("total"))
+        select(*_BATCH_COLUMNS, _REGISTERED_ESSAY_IDS, func.count().over().label("total"))
         .where(*matching)
         .order_by(*_NEWEST_FIRST)
         .limit(limit)
@@ -77,7 +80,7 @@ async def user_batches(
     )
     query: Select[Any] = (
         select(page, *_ESSAY_COLUMNS)
-        .outerjoin(essays, essays.c.batch_id == page.c.batch_id)
+        .outerjoin(essays, _of_registration(page.c.batch_id, page.c.registered_essay_ids))
         .order_by(page.c.created_at.desc(), page.c.batch_id.desc(), essays.c.essay_id)
     )
     rows = (await session.execute(query)).all()
@@ -89,6 +92,10 @@ async def user_batches(
         batches=[_batch_response(group[0], group) for group in _grouped_by_batch(rows)],
         pagination=Pagination(limit=limit, offset=offset, total=total),
     )
+
+
+def _of_registration(batch_id: ColumnElement[str], registered_essay_ids: ColumnElement[Any]) -> ColumnElement[bool]:
+    return and_(essays.c.batch_id == batch_id, registered_essay_ids.has_key(essays.c.essay_id))
 
 
 def _grouped_by_batch(rows: Sequence[Row[Any]]) -> Iterable[list[Row[Any]]]:

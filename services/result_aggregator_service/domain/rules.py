@@ -71,8 +71,9 @@ def apply_batch_registration(batch: BatchResult, fact: BatchEssaysRegistered, st
         student_prompt_ref=fact.student_prompt_ref.model_dump() if fact.student_prompt_ref else None,
         stamp=stamp,
     )
+    # No status fact: a batch without one awaits content validation (derive_status), and a re-sent
+    # registration must not move a batch that is further along back to that.
     batch = _with_essays(batch, fact.essay_ids, stamp, lambda essay: essay)
-    batch = _with_status(batch, BatchStatus.AWAITING_CONTENT_VALIDATION, stamp)
     return _touched(replace(batch, registration=latest(batch.registration, registration)), stamp)
 
 
@@ -173,11 +174,21 @@ def derive_client_status(status: BatchStatus) -> BatchClientStatus:
     return _CLIENT_STATUS[status]
 
 
+def derive_essays(batch: BatchResult) -> list[EssayResult]:
+    """The batch's essays: those of its latest registration, in its order. Facts about other essays
+    (a result for an essay a corrected registration dropped) are kept but neither shown nor counted."""
+    if batch.registration is None:
+        return []
+    essay_ids = dict.fromkeys(batch.registration.essay_ids)
+    return [batch.essays.get(essay_id) or EssayResult(essay_id) for essay_id in essay_ids]
+
+
 def derive_current_phase(batch: BatchResult) -> PhaseName | None:
     if derive_client_status(derive_status(batch)) is not BatchClientStatus.PROCESSING:
         return None
+    essays = derive_essays(batch)
     for phase in TRACKED_PHASES:
-        if any(_waits_for(essay, phase) for essay in batch.essays.values()):
+        if any(_waits_for(essay, phase) for essay in essays):
             return phase
     return None
 
@@ -192,7 +203,7 @@ def _waits_for(essay: EssayResult, phase: PhaseName) -> bool:
 
 def derive_essay_count(batch: BatchResult) -> int:
     expected = batch.registration.expected_essay_count if batch.registration else 0
-    return max(expected, len(batch.essays))
+    return max(expected, len(derive_essays(batch)))
 
 
 def derive_essay_counts(batch: BatchResult) -> tuple[int, int]:
@@ -201,7 +212,7 @@ def derive_essay_counts(batch: BatchResult) -> tuple[int, int]:
     if batch.completion is not None:
         completed = max(0, min(batch.completion.successful_essay_count, essay_count))
         return completed, max(0, min(batch.completion.failed_essay_count, essay_count - completed))
-    stages = [[_stage(essay, phase) for phase in TRACKED_PHASES] for essay in batch.essays.values()]
+    stages = [[_stage(essay, phase) for phase in TRACKED_PHASES] for essay in derive_essays(batch)]
     failed = sum(1 for essay_stages in stages if ProcessingStage.FAILED in essay_stages)
     completed = sum(
         1

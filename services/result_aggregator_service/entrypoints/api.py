@@ -18,9 +18,10 @@ from quart_schema import APIKeySecurityScheme, Info, QuartSchema
 
 from huleedu_service_libs.logging import configure_logging
 from huleedu_service_libs.tracing import configure_tracing, traced_asgi
-from result_aggregator_service.config import Settings
+from result_aggregator_service.config import ConfigurationError, Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
 from result_aggregator_service.entrypoints.cached_reads import ApiProvider
+from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuitProvider
 from result_aggregator_service.entrypoints.docs_assets import serve_docs_assets
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
 from result_aggregator_service.entrypoints.observability import install_request_observability
@@ -33,7 +34,7 @@ SERVICE_NAME = "result_aggregator_api"
 
 def api_container(settings: Settings) -> AsyncContainer:
     """The service's container plus what the API adds (the request context, the cached reads)."""
-    return make_container(settings, QuartProvider(), ApiProvider())
+    return make_container(settings, QuartProvider(), ApiProvider(), DatabaseCircuitProvider())
 
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Quart:
@@ -78,6 +79,10 @@ def main() -> None:
     cached reads at 1.28x the rate with a p99 of 18 ms instead of 81 ms."""
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level, settings.log_format)
+    try:
+        settings.api_key()
+    except ConfigurationError as error:
+        raise SystemExit(f"result_aggregator API cannot start: {error}") from None
     with _shared_metrics_if(settings.http_workers > 1):
         _serve(settings)
 

@@ -21,8 +21,8 @@ SERVICE_ID_HEADER = "X-Service-ID"
 
 
 def service_auth(settings: Settings) -> Callable[[], Awaitable[None]]:
-    """A `before_request` hook enforcing the settings' key and allowlist."""
-    expected_key = settings.internal_api_key.get_secret_value().encode()
+    """A `before_request` hook enforcing the settings' key and allowlist; ConfigurationError without a key."""
+    expected_key = settings.api_key().encode()
     allowed = frozenset(settings.allowed_service_ids)
 
     async def check() -> None:

@@ -21,6 +21,7 @@ from dishka import Provider, Scope, provide
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from result_aggregator_service.adapters.response_cache import RedisResponseCache, is_redis_unavailable
+from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuit
 from result_aggregator_service.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
@@ -55,11 +56,16 @@ _FlightKey = tuple[str, str, str]  # (cache key, page, generation)
 
 class CachedReads:
     def __init__(
-        self, cache: RedisResponseCache, sessions: async_sessionmaker[AsyncSession], metrics: ServiceMetrics
+        self,
+        cache: RedisResponseCache,
+        sessions: async_sessionmaker[AsyncSession],
+        metrics: ServiceMetrics,
+        circuit: DatabaseCircuit,
     ) -> None:
         self._cache = cache
         self._sessions = sessions
         self._metrics = metrics
+        self._circuit = circuit
         self._flights: dict[_FlightKey, asyncio.Task[tuple[Rendered | None, bool]]] = {}
 
     async def get(self, route: str, key: str, page: str, load: Loader) -> Rendered | None:
@@ -83,7 +89,7 @@ class CachedReads:
     ) -> tuple[Rendered | None, bool]:
         """Ask PostgreSQL, then offer the answer to the cache. An answer the cache refuses (the key was
         invalidated, or a commit is under way) may predate a commit: it is not shared with other waiters."""
-        async with self._sessions() as session:
+        async with self._circuit.guard(), self._sessions() as session:
             answer = await load(session)
         if generation == _NO_GENERATION:  # no cache to tell whether a commit landed since: never shared
             return answer, False
@@ -122,6 +128,10 @@ class ApiProvider(Provider):
 
     @provide(scope=Scope.APP)
     def cached_reads(
-        self, cache: RedisResponseCache, sessions: async_sessionmaker[AsyncSession], metrics: ServiceMetrics
+        self,
+        cache: RedisResponseCache,
+        sessions: async_sessionmaker[AsyncSession],
+        metrics: ServiceMetrics,
+        circuit: DatabaseCircuit,
     ) -> CachedReads:
-        return CachedReads(cache, sessions, metrics)
+        return CachedReads(cache, sessions, metrics, circuit)

@@ -21,7 +21,7 @@ from typing import TextIO
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from result_aggregator_service.config import Settings
+from result_aggregator_service.config import DEVELOPMENT_API_KEY, Environment, Settings
 from result_aggregator_service.lifecycles import Lifecycle, batch_lifecycle, delivered
 from result_aggregator_service.wire_events import JsonDict
 
@@ -112,8 +112,8 @@ def _print_plan(settings: Settings, plan: DemoPlan, out: TextIO) -> None:
 
 def _print_where_to_look(settings: Settings, first: Lifecycle, out: TextIO) -> None:
     base = f"http://{settings.http_host}:{settings.http_port}"
-    key = settings.internal_api_key.get_secret_value()
-    shown_key = key if key == "dev-internal-api-key" else "$RESULT_AGGREGATOR_INTERNAL_API_KEY"
+    development = settings.environment is Environment.DEVELOPMENT and settings.api_key() == DEVELOPMENT_API_KEY
+    shown_key = DEVELOPMENT_API_KEY if development else "$RESULT_AGGREGATOR_INTERNAL_API_KEY"  # never a secret
     curl = f"curl -s -H 'X-Internal-API-Key: {shown_key}' -H 'X-Service-ID: {DEMO_SERVICE_ID}'"
     print(f"    a batch:          {curl} {base}/internal/v1/batches/{first.batch_id}/status", file=out)
     print(f"    a user's batches: {curl} '{base}/internal/v1/batches/user/{first.user_id}?limit=5'", file=out)

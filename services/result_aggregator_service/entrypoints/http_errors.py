@@ -57,6 +57,10 @@ class InternalError(ApiError):
 class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
+    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
 
 def error_response(status: int, code: str, message: str) -> Response:
     body = ErrorResponse(error=code, message=message, correlation_id=current_correlation_id())
@@ -70,7 +74,10 @@ def current_correlation_id() -> str:
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message)
+        response = error_response(error.status, error.code, error.message)
+        if isinstance(error, ServiceUnavailable):
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     @app.errorhandler(RequestSchemaValidationError)
     async def invalid_request(error: RequestSchemaValidationError) -> Response:

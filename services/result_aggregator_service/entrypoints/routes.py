@@ -30,6 +30,7 @@ from result_aggregator_service.api_models import (
 )
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.cached_reads import CachedReads, Rendered
+from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuit
 from result_aggregator_service.entrypoints.health import check_health
 from result_aggregator_service.entrypoints.http_errors import InternalError, NotFound
 from result_aggregator_service.metrics import ServiceMetrics
@@ -87,9 +88,10 @@ async def healthz(
     redis: FromDishka[Redis],
     settings: FromDishka[Settings],
     service_metrics: FromDishka[ServiceMetrics],
+    circuit: FromDishka[DatabaseCircuit],
 ) -> Response:
     """PostgreSQL, Redis and Kafka with their latency; 503 when PostgreSQL does not answer."""
-    health = await _checked_health(engine, redis, settings, service_metrics)
+    health = await _checked_health(engine, redis, settings, service_metrics, circuit)
     status = 503 if health.status == "unavailable" else 200
     return Response(health.model_dump_json(), status=status, mimetype="application/json")
 
@@ -102,16 +104,17 @@ async def metrics(
     redis: FromDishka[Redis],
     settings: FromDishka[Settings],
     service_metrics: FromDishka[ServiceMetrics],
+    circuit: FromDishka[DatabaseCircuit],
 ) -> Response:
     """Prometheus text format; each scrape checks the dependencies first (`ras_dependency_up`)."""
-    await _checked_health(engine, redis, settings, service_metrics)
+    await _checked_health(engine, redis, settings, service_metrics, circuit)
     return Response(service_metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 async def _checked_health(
-    engine: AsyncEngine, redis: Redis, settings: Settings, service_metrics: ServiceMetrics
+    engine: AsyncEngine, redis: Redis, settings: Settings, service_metrics: ServiceMetrics, circuit: DatabaseCircuit
 ) -> HealthResponse:
-    health = await check_health(engine, redis, settings.kafka_bootstrap_servers)
+    health = await check_health(engine, redis, settings.kafka_bootstrap_servers, circuit.state.value)
     service_metrics.observe_dependencies({name: check.status == "ok" for name, check in health.checks.items()})
     return health
 

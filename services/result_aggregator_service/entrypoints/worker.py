@@ -59,9 +59,12 @@ def record_source(settings: Settings, metrics: ServiceMetrics) -> KafkaRecordSou
     return KafkaRecordSource(consumer, settings.subscribed_topics, on_assigned=assigned, on_revoked=revoked)
 
 
-async def consume(settings: Settings, container: AsyncContainer, source: KafkaRecordSource) -> None:
-    """Apply micro-batches until cancelled; a cancelled micro-batch rolls back and its offsets stay."""
-    while True:
+async def consume(
+    settings: Settings, container: AsyncContainer, source: KafkaRecordSource, stopping: asyncio.Event
+) -> None:
+    """Apply micro-batches until asked to stop; the micro-batch in flight finishes first (or, cancelled
+    after the grace period, rolls back with its offsets uncommitted)."""
+    while not stopping.is_set():
         records = await source.next_batch(settings.micro_batch_max_events, _IDLE_WAIT_SECONDS)
         if records:
             await ingest_until_applied(container, records)
@@ -86,15 +89,24 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
     await source.start()
     consuming = asyncio.current_task()
     assert consuming is not None
-    loop = asyncio.get_running_loop()
+    stopping, loop = asyncio.Event(), asyncio.get_running_loop()
+    deadline: list[asyncio.TimerHandle] = []
+
+    def stop() -> None:  # a micro-batch stuck on an unavailable dependency is cancelled after the grace
+        stopping.set()
+        deadline.append(loop.call_later(settings.shutdown_grace_seconds, consuming.cancel))
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, consuming.cancel)
+        loop.add_signal_handler(signum, stop)
     lag = asyncio.create_task(observe_lag(source, metrics, settings.lag_interval_seconds))
     try:
-        await consume(settings, container, source)
+        await consume(settings, container, source, stopping)
     except asyncio.CancelledError:
-        log.info("worker_stopping")
+        log.info("worker_cancelled")
     finally:
+        log.info("worker_stopping")
+        for handle in deadline:
+            handle.cancel()
         lag.cancel()
         await source.stop()
         await container.close()

@@ -18,9 +18,9 @@ import structlog
 from pydantic import ValidationError
 
 from common_core.envelope import EventEnvelope
-from common_core.registry import decode_envelope
 from huleedu_service_libs.spans import event_span
 from result_aggregator_service.domain.rules import RejectedFact
+from result_aggregator_service.service_layer.decoding import decode_event
 from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC, batch_id_of
 from result_aggregator_service.service_layer.ports import (
     BatchChange,
@@ -107,7 +107,7 @@ def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]
             _park(report, Parked(record, ParkReason.UNREADABLE, record.unreadable))
             continue
         try:
-            envelope = decode_envelope(record.topic, record.value)
+            envelope = decode_event(record.topic, record.value)
         except KeyError:
             _park(report, Parked(record, ParkReason.UNKNOWN_TOPIC, f"no handler for topic {record.topic!r}"))
             continue

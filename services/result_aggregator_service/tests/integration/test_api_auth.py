@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import structlog
 
+from result_aggregator_service.config import ConfigurationError, Environment, Settings
+from result_aggregator_service.entrypoints.api import create_app
 from result_aggregator_service.tests.contract import sample_envelopes as samples
-from result_aggregator_service.tests.integration.api_support import API_KEY, BATCH_STATUS, USER_BATCHES, Client
+from result_aggregator_service.tests.integration.api_support import (
+    API_KEY,
+    BATCH_STATUS,
+    USER_BATCHES,
+    Client,
+    unused_port,
+)
 
 pytest_plugins = ["result_aggregator_service.tests.integration.api_fixtures"]
 pytestmark = pytest.mark.infra
@@ -62,3 +74,24 @@ async def test_the_key_never_reaches_the_logs(client: Client) -> None:
 
     assert "a-wrong-secret" not in repr(logs)
     assert API_KEY not in repr(logs)
+
+
+def test_outside_development_the_api_does_not_start_without_a_key(settings: Settings) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RESULT_AGGREGATOR_")}
+    env.update({"RESULT_AGGREGATOR_ENVIRONMENT": "production", "RESULT_AGGREGATOR_HTTP_PORT": str(unused_port())})
+    started = subprocess.run(
+        [sys.executable, "-m", "result_aggregator_service.entrypoints.api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert started.returncode == 1
+    assert started.stderr.strip().splitlines() == [
+        "result_aggregator API cannot start: RESULT_AGGREGATOR_INTERNAL_API_KEY is not set. Set it to the shared "
+        "secret of the internal API, or set RESULT_AGGREGATOR_ENVIRONMENT=development to use the development key."
+    ]
+    with pytest.raises(ConfigurationError):
+        create_app(settings.model_copy(update={"environment": Environment.PRODUCTION, "internal_api_key": None}))

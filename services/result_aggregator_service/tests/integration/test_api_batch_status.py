@@ -175,3 +175,30 @@ async def test_an_unknown_batch_is_not_found_in_the_error_shape(client: Client) 
     body = await response.get_json()
     assert set(body) == {"error", "message", "correlation_id"}
     assert body["correlation_id"] == response.headers["X-Correlation-ID"]
+
+
+async def test_a_corrected_registration_shows_only_its_essays_and_keeps_the_batch_processing(
+    client: Client, api_services: AsyncContainer
+) -> None:
+    batch_id, user_id = samples.new_id("batch-"), samples.new_id("user-")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    await ingest(
+        api_services,
+        [
+            samples.batch_registered(batch_id, ["e1", "e2", "e3"], event_timestamp=start),
+            samples.phase_outcome(batch_id, ["e1"], ["e2"], event_timestamp=start + timedelta(seconds=1)),
+            samples.spellcheck_result(batch_id, "stray", event_timestamp=start + timedelta(seconds=2)),
+        ],
+    )
+    corrected = samples.batch_registered(
+        batch_id, ["e1", "e3"], user_id=user_id, event_timestamp=start + timedelta(seconds=3)
+    )
+    await ingest(api_services, [corrected])
+
+    body = await status_of(client, batch_id)
+
+    assert [essay["essay_id"] for essay in body["essays"]] == ["e1", "e3"]
+    assert (body["essay_count"], body["completed_essay_count"], body["failed_essay_count"]) == (2, 1, 0)
+    assert (body["user_id"], body["overall_status"], body["current_phase"]) == (user_id, "processing", "spellcheck")
+    page = await client.get(f"/internal/v1/batches/user/{user_id}", headers=AUTH)
+    assert [essay["essay_id"] for essay in (await page.get_json())["batches"][0]["essays"]] == ["e1", "e3"]

@@ -3,11 +3,14 @@ applied record by record, and only the record that fails is parked (`internal`),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from dishka import AsyncContainer
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from result_aggregator_service.adapters.parked_events import ParkedEvent, SqlAlchemyParkedEventStore
@@ -21,17 +24,41 @@ from result_aggregator_service.tests.fakes import record_of
 pytestmark = pytest.mark.infra
 
 
+@contextlib.asynccontextmanager
+async def refusing_batch(sessions: async_sessionmaker[AsyncSession], batch_id: str) -> AsyncIterator[str]:
+    """A trigger that makes PostgreSQL refuse every write of `batch_id` (the decode step lets nothing
+    through that the columns would refuse, so the test makes the database refuse it); yields its message."""
+    name = f"refuse_{uuid.uuid4().hex}"
+    message = f"test trigger {name} refuses this batch"
+    statements = [
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+        f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON batches FOR EACH ROW "
+        f"WHEN (NEW.batch_id = '{batch_id}') EXECUTE FUNCTION {name}()",
+    ]
+    async with sessions() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+        await session.commit()
+    try:
+        yield message
+    finally:
+        async with sessions() as session:
+            await session.execute(text(f"DROP TRIGGER {name} ON batches"))
+            await session.execute(text(f"DROP FUNCTION {name}()"))
+            await session.commit()
+
+
 async def test_a_record_the_database_refuses_is_parked_and_its_micro_batch_neighbours_applied(
     container: AsyncContainer,
 ) -> None:
-    good_id = samples.new_id("batch-")
-    too_long_id = "b" * 300  # valid for the contract (a string), longer than the read model's column
-    good, refused = samples.batch_registered(good_id, ["e1"]), samples.batch_registered(too_long_id, ["e1"])
+    good_id, refused_id = samples.new_id("batch-"), samples.new_id("refused-")
+    good, refused = samples.batch_registered(good_id, ["e1"]), samples.batch_registered(refused_id, ["e1"])
     records = [record_of(good), record_of(refused)]
-
-    await ingest_until_applied(container, records)
-
     sessions = await container.get(async_sessionmaker[AsyncSession])
+
+    async with refusing_batch(sessions, refused_id) as refusal:
+        await ingest_until_applied(container, records)
+
     async with sessions() as session, SqlAlchemyUnitOfWork(session) as uow:
         assert (await uow.batches.get(good_id)).is_registered
     async with sessions() as session:
@@ -42,7 +69,7 @@ async def test_a_record_the_database_refuses_is_parked_and_its_micro_batch_neigh
         )
         reason, error, value = (await session.execute(query)).one()
     assert reason == "internal"
-    assert "too long" in error
+    assert refusal in error
     assert value == records[1].value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -49,3 +50,28 @@ async def test_success_at_once_logs_nothing_and_a_lasting_error_is_raised() -> N
     with pytest.raises(ValueError):
         await retry_forever(broken, lambda e: isinstance(e, ConnectionError), Backoff(), log)
     assert log.lines == []
+
+
+async def test_an_error_a_client_raises_for_our_own_cancellation_is_not_retried() -> None:
+    attempts = 0
+
+    async def operation() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            return "retried after the cancellation"
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # shutdown asks while the client is busy ...
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise ConnectionResetError("connection closed") from None  # ... and the client reports its own error
+        return "not cancelled"
+
+    task = asyncio.current_task()
+    assert task is not None
+    with pytest.raises(ConnectionResetError):
+        await retry_forever(operation, lambda _: True, Backoff(0.001, 0.001), RecordingLog())
+    task.uncancel()
+    assert attempts == 1

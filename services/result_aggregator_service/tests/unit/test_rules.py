@@ -211,10 +211,38 @@ def test_results_for_a_batch_not_yet_registered_are_kept_and_show_after_registra
     assert after.essays["e1"].slot is not None
 
 
-def test_an_essay_outside_the_registration_is_kept_and_counted() -> None:
-    batch = fold_samples(registered(), s.spellcheck_result(B, "stray"))
+def test_an_essay_outside_the_registration_is_kept_as_facts_but_not_counted_or_shown() -> None:
+    batch = fold_samples(registered(), s.spellcheck_result(B, "stray", status="spellcheck_failed"))
     assert "stray" in batch.essays
-    assert rules.derive_essay_count(batch) == 4
+    assert [essay.essay_id for essay in rules.derive_essays(batch)] == ESSAYS
+    assert rules.derive_essay_count(batch) == 3
+    assert rules.derive_essay_counts(batch) == (0, 0)
+
+
+def test_a_corrected_registration_that_removes_an_essay_removes_it_from_the_batch() -> None:
+    corrected = s.batch_registered(B, ["e1", "e3"], user_id="teacher-8", course_code="ENG6", event_timestamp=at(20))
+    for order in ((registered(0), corrected), (corrected, registered(0))):
+        batch = fold_samples(*order)
+        assert [essay.essay_id for essay in rules.derive_essays(batch)] == ["e1", "e3"]
+        assert rules.derive_essay_count(batch) == 2
+        assert batch.registration is not None
+        assert (batch.registration.user_id, batch.registration.course_code) == ("teacher-8", CourseCode.ENG6)
+
+
+def test_a_removed_essays_results_no_longer_count_once_a_corrected_registration_drops_it() -> None:
+    corrected = s.batch_registered(B, ["e1", "e3"], event_timestamp=at(20))
+    outcome = s.phase_outcome(B, ["e1"], ["e2"], event_timestamp=at(10))
+    batch = fold_samples(registered(0), outcome, corrected)
+    assert rules.derive_essay_counts(batch) == (1, 0)  # e2 failed, but it is no longer the batch's
+    assert rules.derive_current_phase(batch) is PhaseName.SPELLCHECK  # e3 still owes spellcheck
+
+
+def test_a_re_sent_registration_does_not_move_a_processing_batch_back_to_pending_content() -> None:
+    outcome = s.phase_outcome(B, ESSAYS, event_timestamp=at(10))
+    batch = fold_samples(registered(0), outcome, registered(30))
+    assert rules.derive_status(batch) is BatchStatus.PROCESSING_PIPELINES
+    assert rules.derive_client_status(rules.derive_status(batch)) is BatchClientStatus.PROCESSING
+    assert batch.last_updated == at(30)
 
 
 @pytest.mark.parametrize(

@@ -66,10 +66,10 @@ def _completion(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def batch_events(draw: st.DrawFn) -> list[EventEnvelope[Any]]:
+def batch_events(draw: st.DrawFn, min_registrations: int = 0) -> list[EventEnvelope[Any]]:
     """One batch's events in delivery order: each with a unique id and a timestamp that may tie."""
     samples: list[dict[str, Any]] = []
-    samples += [_registration(draw) for _ in range(draw(st.integers(0, 2)))]
+    samples += [_registration(draw) for _ in range(draw(st.integers(min_registrations, 3)))]
     samples += [_slot(draw) for _ in range(draw(st.integers(0, 3)))]
     samples += [_phase_outcome(draw) for _ in range(draw(st.integers(0, 3)))]
     samples += [_spellcheck(draw) for _ in range(draw(st.integers(0, 3)))]
@@ -147,3 +147,21 @@ def test_current_phase_is_null_unless_processing_and_otherwise_an_unfinished_tra
     elif phase is not None:
         assert phase in (PhaseName.SPELLCHECK, PhaseName.CJ_ASSESSMENT)
         assert batch.essays
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), envelopes=batch_events(min_registrations=2))
+def test_the_latest_registration_defines_the_batch_and_no_registration_moves_its_lifecycle(
+    data: st.DataObject, envelopes: list[EventEnvelope[Any]]
+) -> None:
+    batch = BatchResult(B)
+    for envelope in data.draw(redelivered(envelopes)):
+        status_before = rules.derive_status(batch)
+        batch = apply(batch, envelope)
+        if isinstance(envelope.data, events.BatchEssaysRegistered):
+            assert rules.derive_status(batch) is status_before
+    latest = max((e for e in envelopes if isinstance(e.data, events.BatchEssaysRegistered)), key=stamp_of).data
+    assert [essay.essay_id for essay in rules.derive_essays(batch)] == list(dict.fromkeys(latest.essay_ids))
+    assert rules.derive_essay_count(batch) == max(latest.expected_essay_count, len(set(latest.essay_ids)))
+    assert batch.registration is not None
+    assert (batch.registration.user_id, batch.registration.course_code) == (latest.user_id, latest.course_code)
