@@ -9,6 +9,7 @@ from typing import Self
 from uuid import UUID
 
 from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.domain.projection import BatchView, EssayView, project_batch, project_essay
 from result_aggregator_service.service_layer.ports import BatchChange, ParkReason, RawRecord
 
 
@@ -20,6 +21,7 @@ class InMemoryStore:
     versions: dict[str, int] = field(default_factory=dict)
     claims: dict[UUID, RawRecord] = field(default_factory=dict)
     parked: list[tuple[RawRecord, ParkReason, str, UUID | None]] = field(default_factory=list)
+    views: dict[str, tuple[BatchView, list[EssayView]]] = field(default_factory=dict)
 
 
 class InMemoryBatchRepository:
@@ -42,6 +44,9 @@ class InMemoryBatchRepository:
             for b in batch_ids
             if b in self._store.batches
         ]
+
+    async def view(self, batch_id: str) -> tuple[BatchView, list[EssayView]] | None:
+        return self._store.views.get(batch_id)
 
 
 class InMemoryParkedEventStore:
@@ -91,6 +96,8 @@ class InMemoryUnitOfWork:
     async def commit(self) -> None:
         for batch_id, batch in self._flushed.items():
             self._store.batches[batch_id] = batch
+            essays = [project_essay(essay) for _, essay in sorted(batch.essays.items())]
+            self._store.views[batch_id] = (project_batch(batch), essays)
             self._store.versions[batch_id] = self._store.versions.get(batch_id, 0) + 1
         self._store.claims.update(self._claims)
         self._store.parked.extend(self._parked)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, Table, Text, TextClause, text
@@ -36,6 +36,7 @@ def _upsert(table: Table, columns: Sequence[str], keys: Sequence[str], *extra: s
     )
 
 
+ViewT = TypeVar("ViewT", BatchView, EssayView)
 _ARRAY_TYPES: dict[type, str] = {
     String: "text[]", Text: "text[]", Boolean: "bool[]", Integer: "int4[]", BigInteger: "int8[]",
     Double: "float8[]", DateTime: "timestamptz[]", JSONB: "text[]",
@@ -54,6 +55,8 @@ _LOCK_BATCHES = text(
     "SELECT batch_id, facts::text FROM batches WHERE batch_id = ANY(CAST(:ids AS text[])) ORDER BY batch_id FOR UPDATE"
 )
 _ESSAYS_OF = text("SELECT batch_id, facts::text FROM essays WHERE batch_id = ANY(CAST(:ids AS text[]))")
+_BATCH_VIEW = text(f"SELECT {', '.join(_BATCH_COLUMNS[:-1])} FROM batches WHERE batch_id = :id")
+_ESSAY_VIEWS = text(f"SELECT {', '.join(_ESSAY_COLUMNS[1:-1])} FROM essays WHERE batch_id = :id ORDER BY essay_id")
 _VERSIONS = text("SELECT batch_id, version, user_id FROM batches WHERE batch_id = ANY(CAST(:ids AS text[]))")
 
 
@@ -95,6 +98,13 @@ class SqlAlchemyBatchRepository:
         rows = await self._session.execute(_VERSIONS, {"ids": list(batch_ids)})
         return [BatchChange(batch_id, version, frozenset({user} if user else ())) for batch_id, version, user in rows]
 
+    async def view(self, batch_id: str) -> tuple[BatchView, list[EssayView]] | None:
+        row = (await self._session.execute(_BATCH_VIEW, {"id": batch_id})).first()
+        if row is None:
+            return None
+        essay_rows = await self._session.execute(_ESSAY_VIEWS, {"id": batch_id})
+        return _view(BatchView, row), [_view(EssayView, essay) for essay in essay_rows]
+
     async def flush(self) -> list[BatchChange]:
         """Write every saved batch whose state changed, and its changed essays; return the new versions."""
         changed = [batch for batch_id, batch in self._saved.items() if batch != self._loaded.get(batch_id)]
@@ -116,6 +126,12 @@ class SqlAlchemyBatchRepository:
         before = self._loaded.get(batch.batch_id)
         known = before.essays if before is not None else {}
         return [essay for essay_id, essay in batch.essays.items() if essay != known.get(essay_id)]
+
+
+def _view(view: type[ViewT], row: Any) -> ViewT:
+    """A stored row as its view; JSON columns come back as text (text() selects skip type processing)."""
+    fields = row._mapping
+    return view(**{k: orjson.loads(v) if k in _JSON_COLUMNS and isinstance(v, str) else v for k, v in fields.items()})
 
 
 def _values(view: BatchView | EssayView) -> list[Any]:

@@ -40,6 +40,7 @@ class Stamped(Protocol):
 
 
 StampedT = TypeVar("StampedT", bound=Stamped)
+T = TypeVar("T")
 
 
 def latest(current: StampedT | None, candidate: StampedT) -> StampedT:
@@ -47,6 +48,14 @@ def latest(current: StampedT | None, candidate: StampedT) -> StampedT:
     if current is None or candidate.stamp > current.stamp:
         return candidate
     return current
+
+
+def evolve(instance: T, **changes: Any) -> T:
+    """`dataclasses.replace` without running `__init__` again: the fold makes tens of these per event,
+    and these frozen dataclasses have no `__post_init__` to skip."""
+    evolved = object.__new__(type(instance))
+    evolved.__dict__.update(instance.__dict__, **changes)
+    return evolved
 
 
 @dataclass(frozen=True)

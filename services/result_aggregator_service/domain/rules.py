@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime
 
 from common_core.enums import BatchClientStatus, BatchStatus, PhaseName, ProcessingStage
@@ -31,6 +30,7 @@ from result_aggregator_service.domain.model import (
     SpellcheckOutcome,
     Stamp,
     StatusFact,
+    evolve,
     latest,
 )
 
@@ -74,19 +74,19 @@ def apply_batch_registration(batch: BatchResult, fact: BatchEssaysRegistered, st
     # No status fact: a batch without one awaits content validation (derive_status), and a re-sent
     # registration must not move a batch that is further along back to that.
     batch = _with_essays(batch, fact.essay_ids, stamp, lambda essay: essay)
-    return _touched(replace(batch, registration=latest(batch.registration, registration)), stamp)
+    return _touched(evolve(batch, registration=latest(batch.registration, registration)), stamp)
 
 
 def apply_slot_assignment(batch: BatchResult, fact: EssaySlotAssignedV1, stamp: Stamp) -> BatchResult:
     slot = SlotAssignment(fact.file_upload_id, fact.text_storage_id, fact.original_file_name, stamp)
-    batch = _with_essays(batch, [fact.essay_id], stamp, lambda essay: replace(essay, slot=latest(essay.slot, slot)))
+    batch = _with_essays(batch, [fact.essay_id], stamp, lambda essay: evolve(essay, slot=latest(essay.slot, slot)))
     return _touched(batch, stamp)
 
 
 def apply_phase_outcome(batch: BatchResult, fact: ELSBatchPhaseOutcomeV1, stamp: Stamp) -> BatchResult:
     summary = PhaseSummary(fact.phase_status, len(fact.processed_essays), len(fact.failed_essay_ids), stamp)
     phases = {**batch.phases, fact.phase_name: latest(batch.phases.get(fact.phase_name), summary)}
-    batch = replace(batch, phases=phases)
+    batch = evolve(batch, phases=phases)
     if fact.phase_name in TRACKED_PHASES:
         done = PhaseProgress(ProcessingStage.COMPLETED, None, stamp)
         failure = {
@@ -118,7 +118,7 @@ def apply_spellcheck_result(batch: BatchResult, fact: SpellcheckResultV1, stamp:
     )
 
     def fold(essay: EssayResult) -> EssayResult:
-        return replace(
+        return evolve(
             essay,
             spellcheck_progress=latest(essay.spellcheck_progress, progress),
             spellcheck=latest(essay.spellcheck, outcome),
@@ -144,7 +144,7 @@ def apply_assessment_result(batch: BatchResult, fact: AssessmentResultV1, stamp:
         batch = _with_essays(
             batch, [result.essay_id], stamp, functools.partial(_with_cj, progress=progress, cj=outcome)
         )
-    batch = replace(batch, assignment=latest(batch.assignment, AssignmentFact(fact.assignment_id, stamp)))
+    batch = evolve(batch, assignment=latest(batch.assignment, AssignmentFact(fact.assignment_id, stamp)))
     return _started(_touched(batch, stamp), stamp)
 
 
@@ -158,7 +158,7 @@ def apply_pipeline_completion(batch: BatchResult, fact: BatchPipelineCompletedV1
         stamp=stamp,
     )
     batch = _with_status(batch, fact.final_status, stamp)
-    return _touched(replace(batch, completion=latest(batch.completion, completion)), stamp)
+    return _touched(evolve(batch, completion=latest(batch.completion, completion)), stamp)
 
 
 # --- deriving what the API shows ---------------------------------------------------------------
@@ -245,14 +245,14 @@ def _spellcheck_stage(essay_status: str) -> ProcessingStage:
 
 
 def _with_cj(essay: EssayResult, progress: PhaseProgress, cj: CjOutcome) -> EssayResult:
-    return replace(essay, cj_progress=latest(essay.cj_progress, progress), cj=latest(essay.cj, cj))
+    return evolve(essay, cj_progress=latest(essay.cj_progress, progress), cj=latest(essay.cj, cj))
 
 
 def _with_status(batch: BatchResult, status: BatchStatus, stamp: Stamp) -> BatchResult:
     fact = StatusFact(status, stamp)
     if status in TERMINAL_STATUSES:
-        return replace(batch, terminal_status=latest(batch.terminal_status, fact))
-    return replace(batch, open_status=latest(batch.open_status, fact))
+        return evolve(batch, terminal_status=latest(batch.terminal_status, fact))
+    return evolve(batch, open_status=latest(batch.open_status, fact))
 
 
 def _with_progress(
@@ -263,10 +263,10 @@ def _with_progress(
             batch,
             essay_ids,
             progress.stamp,
-            lambda e: replace(e, spellcheck_progress=latest(e.spellcheck_progress, progress)),
+            lambda e: evolve(e, spellcheck_progress=latest(e.spellcheck_progress, progress)),
         )
     return _with_essays(
-        batch, essay_ids, progress.stamp, lambda e: replace(e, cj_progress=latest(e.cj_progress, progress))
+        batch, essay_ids, progress.stamp, lambda e: evolve(e, cj_progress=latest(e.cj_progress, progress))
     )
 
 
@@ -276,17 +276,17 @@ def _with_essays(
     essays = dict(batch.essays)
     for essay_id in essay_ids:
         essay = fold(essays.get(essay_id) or EssayResult(essay_id))
-        essays[essay_id] = replace(essay, last_updated=_max(essay.last_updated, stamp.at))
-    return replace(batch, essays=essays)
+        essays[essay_id] = evolve(essay, last_updated=_max(essay.last_updated, stamp.at))
+    return evolve(batch, essays=essays)
 
 
 def _touched(batch: BatchResult, stamp: Stamp) -> BatchResult:
-    return replace(batch, last_updated=_max(batch.last_updated, stamp.at))
+    return evolve(batch, last_updated=_max(batch.last_updated, stamp.at))
 
 
 def _started(batch: BatchResult, stamp: Stamp) -> BatchResult:
     current = batch.processing_started_at
-    return replace(batch, processing_started_at=stamp.at if current is None else min(current, stamp.at))
+    return evolve(batch, processing_started_at=stamp.at if current is None else min(current, stamp.at))
 
 
 def _max(current: datetime | None, candidate: datetime) -> datetime:

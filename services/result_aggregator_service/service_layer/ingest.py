@@ -7,6 +7,7 @@ commit itself, so a read that follows the commit cannot see the state before it.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -80,8 +81,8 @@ async def process_batch(
         report.changes += await uow.batches.current(redelivered)
     for record, _ in duplicates:
         report.outcomes[record.topic, "duplicate"] += 1
-    await changes.batches_changed(report.changes)
-    await hints.remember([envelope.event_id for _, envelope in decoded])
+    applied_ids = [envelope.event_id for _, envelope in decoded]
+    await asyncio.gather(changes.batches_changed(report.changes), hints.remember(applied_ids))  # independent
     return report
 
 
@@ -124,16 +125,21 @@ def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]
 
 
 async def _route(record: RawRecord, envelope: EventEnvelope[Any], uow: UnitOfWork, report: IngestReport) -> None:
-    trace = (envelope.metadata or {}).get("traceparent")
-    span_attributes = {"messaging.message.id": str(envelope.event_id), "correlation_id": str(envelope.correlation_id)}
-    with (
-        structlog.contextvars.bound_contextvars(correlation_id=str(envelope.correlation_id), traceparent=trace),
-        event_span(record.topic, envelope.metadata, record.headers, span_attributes),
-    ):
+    def span_attributes() -> dict[str, str]:
+        return {"messaging.message.id": str(envelope.event_id), "correlation_id": str(envelope.correlation_id)}
+
+    with event_span(record.topic, envelope.metadata, record.headers, span_attributes):
         try:
             await HANDLERS_BY_TOPIC[record.topic](envelope, uow)
         except RejectedFact as error:
-            _log.warning("event_rejected", event_id=str(envelope.event_id), topic=record.topic, reason=str(error))
+            _log.warning(
+                "event_rejected",
+                event_id=str(envelope.event_id),
+                correlation_id=str(envelope.correlation_id),
+                traceparent=(envelope.metadata or {}).get("traceparent"),
+                topic=record.topic,
+                reason=str(error),
+            )
             _park(report, Parked(record, ParkReason.REJECTED, str(error), envelope.event_id))
             return
     report.outcomes[record.topic, "success"] += 1

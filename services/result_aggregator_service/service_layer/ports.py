@@ -10,6 +10,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.domain.projection import BatchView, EssayView
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class BatchRepository(Protocol):
 
     async def current(self, batch_ids: Collection[str]) -> list[BatchChange]:
         """The committed version and owner of these batches (those that exist), without locking them."""
+
+    async def view(self, batch_id: str) -> tuple[BatchView, list[EssayView]] | None:
+        """What is stored for the API to show of the batch and its essays (by essay id); None if unknown."""
 
 
 class ParkedEventStore(Protocol):

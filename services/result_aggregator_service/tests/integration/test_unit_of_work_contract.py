@@ -16,7 +16,9 @@ from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemory
 from result_aggregator_service.adapters.tables import processed_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.domain.projection import project_batch, project_essay
 from result_aggregator_service.domain.rules import derive_status
+from result_aggregator_service.lifecycles import batch_lifecycle, delivered
 from result_aggregator_service.service_layer.ingest import process_batch
 from result_aggregator_service.service_layer.ports import UnitOfWork
 from result_aggregator_service.tests.contract import sample_envelopes as samples
@@ -94,6 +96,29 @@ class UnitOfWorkContract:
         batch = await self.read(make_uow, batch_id)
         spellcheck = batch.essays["early-essay"].spellcheck
         assert batch.is_registered and spellcheck is not None and spellcheck.correction_count == 3
+
+    async def stored_views(self, make_uow: UowFactory, batch_id: str) -> Any:
+        async with make_uow() as uow:
+            return await uow.batches.view(batch_id)
+
+    @pytest.mark.parametrize("registration_last", [False, True], ids=["shuffled", "results-before-registration"])
+    async def test_stored_views_are_the_projection_of_the_in_order_fold(
+        self, make_uow: UowFactory, registration_last: bool
+    ) -> None:
+        """Both adapters store exactly what the projection makes of the in-order fold, so they give
+        identical views whatever the order, the duplicates and the micro-batch boundaries."""
+        rng = random.Random()
+        for _ in range(3):
+            life = batch_lifecycle(rng, "parity-teacher", essay_count=4)
+            sent = delivered(life.events, rng, out_of_order=1.0, duplicated=0.3)
+            if registration_last:
+                sent = [e for e in sent if e is not life.events[0]] + [life.events[0]]
+            size = rng.randint(1, 6)
+            for start in range(0, len(sent), size):
+                await self.ingest(make_uow, sent[start : start + size])
+            folded = fold([decoded(e) for e in life.events], life.batch_id)
+            projected = (project_batch(folded), [project_essay(e) for _, e in sorted(folded.essays.items())])
+            assert await self.stored_views(make_uow, life.batch_id) == projected
 
 
 class TestInMemoryUnitOfWork(UnitOfWorkContract):

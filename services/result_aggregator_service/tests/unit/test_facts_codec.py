@@ -1,0 +1,71 @@
+"""The stored facts JSON is a contract with every row already written: old shapes keep decoding, and a
+shape the code does not know fails loudly instead of silently dropping a stored value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from common_core.enums import BatchStatus, ProcessingStage
+from result_aggregator_service.adapters.facts_codec import (
+    FACTS_VERSION,
+    StoredFactsError,
+    decode_batch,
+    decode_essay,
+    encode_batch,
+    encode_essay,
+)
+from result_aggregator_service.domain import rules
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+BATCH_ID = "d13c513a-42f8-4da1-97b1-165f0971b7c4"
+ESSAY_ID = "2abc5619-25ab-489b-967e-4d928a831817"
+
+
+def golden(name: str) -> str:
+    return (GOLDEN / name).read_text()
+
+
+@pytest.mark.parametrize("name", ["batch_facts_unversioned.json", "batch_facts_v1.json"])
+def test_golden_batch_facts_decode_with_every_fact(name: str) -> None:
+    batch = decode_batch(golden(name), essays={})
+    assert batch.batch_id == BATCH_ID
+    assert batch.registration is not None and batch.registration.user_id == "golden-teacher"
+    assert len(batch.registration.essay_ids) == 3
+    assert rules.derive_status(batch) is BatchStatus.COMPLETED_WITH_FAILURES
+    assert batch.completion is not None and batch.completion.failed_essay_count == 1
+    assert {phase.value for phase in batch.phases} == {"spellcheck", "cj_assessment"}
+
+
+@pytest.mark.parametrize("name", ["essay_facts_unversioned.json", "essay_facts_v1.json"])
+def test_golden_essay_facts_decode_with_every_fact(name: str) -> None:
+    essay = decode_essay(golden(name))
+    assert essay.essay_id == ESSAY_ID
+    assert essay.slot is not None and essay.slot.original_file_name == "dagny_ENG7.docx"
+    assert essay.cj is not None and (essay.cj.rank, essay.cj.letter_grade) == (3, "F")
+    assert essay.cj_progress is not None and essay.cj_progress.stage is ProcessingStage.COMPLETED
+    assert essay.spellcheck_progress is not None
+
+
+def test_an_unversioned_row_is_rewritten_as_the_current_version_unchanged() -> None:
+    batch = decode_batch(golden("batch_facts_unversioned.json"), essays={})
+    assert json.loads(encode_batch(batch)) == json.loads(golden("batch_facts_v1.json"))
+    essay = decode_essay(golden("essay_facts_unversioned.json"))
+    assert json.loads(encode_essay(essay)) == json.loads(golden("essay_facts_v1.json"))
+
+
+def test_a_renamed_field_fails_loudly_instead_of_dropping_the_stored_value() -> None:
+    stored = json.loads(golden("essay_facts_v1.json"))
+    stored["slot"]["file_name"] = stored["slot"].pop("original_file_name")
+    with pytest.raises(ValidationError):
+        decode_essay(json.dumps(stored))
+
+
+def test_a_document_of_a_newer_version_is_refused() -> None:
+    stored = json.loads(golden("batch_facts_v1.json"))
+    stored["facts_version"] = FACTS_VERSION + 1
+    with pytest.raises(StoredFactsError):
+        decode_batch(json.dumps(stored), essays={})
