@@ -134,4 +134,4 @@ async def until(condition: Any, deadline: float, what: str) -> None:
     while not await condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what} (logs in {LOG})")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # each poll costs the worker a metrics exposition: not too often

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from huleedu_service_libs.retry import Backoff
+from result_aggregator_service.adapters.facts_cache import FactsCache
 from result_aggregator_service.adapters.response_cache import RedisResponseCache, RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
@@ -68,9 +69,13 @@ class ServiceProvider(Provider):
         async with factory() as session:
             yield session
 
+    @provide(scope=Scope.APP)
+    def facts_cache(self, settings: Settings) -> FactsCache:
+        return FactsCache(settings.facts_cache_batches)
+
     @provide(scope=Scope.REQUEST)
-    def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
-        return SqlAlchemyUnitOfWork(session)
+    def unit_of_work(self, session: AsyncSession, cache: FactsCache) -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(session, cache)
 
 
 def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:

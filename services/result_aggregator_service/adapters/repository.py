@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, T
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from result_aggregator_service.adapters.facts_cache import FactsCache
 from result_aggregator_service.adapters.facts_codec import decode_batch, decode_essay, encode_batch, encode_essay
 from result_aggregator_service.adapters.tables import batches, essays
 from result_aggregator_service.domain.model import BatchResult, EssayResult
@@ -51,8 +52,11 @@ _UPSERT_ESSAYS = _upsert(essays, _ESSAY_COLUMNS, ["batch_id", "essay_id"])
 _PLACEHOLDERS = text(
     "INSERT INTO batches (batch_id) SELECT unnest(CAST(:ids AS text[])) ORDER BY 1 ON CONFLICT DO NOTHING"
 )
+# Lock every batch; its facts only where the caller's cached version is not the row's (NULL: a hit).
 _LOCK_BATCHES = text(
-    "SELECT batch_id, facts::text FROM batches WHERE batch_id = ANY(CAST(:ids AS text[])) ORDER BY batch_id FOR UPDATE"
+    "SELECT b.batch_id, b.version, CASE WHEN b.version IS NOT DISTINCT FROM c.version THEN NULL ELSE b.facts::text END"
+    " FROM batches b LEFT JOIN unnest(CAST(:ids AS text[]), CAST(:cached AS int8[])) AS c(batch_id, version)"
+    " ON c.batch_id = b.batch_id WHERE b.batch_id = ANY(CAST(:ids AS text[])) ORDER BY b.batch_id FOR UPDATE OF b"
 )
 _ESSAYS_OF = text("SELECT batch_id, facts::text FROM essays WHERE batch_id = ANY(CAST(:ids AS text[]))")
 _BATCH_VIEW = text(f"SELECT {', '.join(_BATCH_COLUMNS[:-1])} FROM batches WHERE batch_id = :id")
@@ -61,10 +65,12 @@ _VERSIONS = text("SELECT batch_id, version, user_id FROM batches WHERE batch_id 
 
 
 class SqlAlchemyBatchRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: FactsCache | None = None) -> None:
         self._session = session
+        self._cache = cache  # the worker's; readers without one read every row
         self._loaded: dict[str, BatchResult] = {}
         self._saved: dict[str, BatchResult] = {}
+        self._written: dict[str, tuple[int, BatchResult]] = {}
 
     async def load(self, batch_ids: Collection[str]) -> None:
         missing = sorted(set(batch_ids) - self._loaded.keys())
@@ -73,16 +79,30 @@ class SqlAlchemyBatchRepository:
         # A placeholder row for every batch first, so that two workers touching a batch new to both
         # serialise on its row lock instead of overwriting each other's facts. Sorted: no deadlocks.
         await self._session.execute(_PLACEHOLDERS, {"ids": missing})
-        rows = (await self._session.execute(_LOCK_BATCHES, {"ids": missing})).all()
+        cached = [self._cache.version_of(batch_id) if self._cache else None for batch_id in missing]
+        rows = (await self._session.execute(_LOCK_BATCHES, {"ids": missing, "cached": cached})).all()
+        stale = [batch_id for batch_id, _, facts in rows if facts is not None]
         essays_of: dict[str, dict[str, EssayResult]] = defaultdict(dict)
-        # no lock needed: every writer of an essay holds its batch's row lock
-        for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": missing}):
-            essay = decode_essay(facts)
-            essays_of[batch_id][essay.essay_id] = essay
-        for batch_id, facts in rows:
-            essays_found = essays_of[batch_id]
-            empty = facts == "{}"  # a placeholder: nothing known about the batch yet
-            self._loaded[batch_id] = BatchResult(batch_id) if empty else decode_batch(facts, essays_found)
+        if stale:  # no lock needed on essays: every writer of an essay holds its batch's row lock
+            for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": stale}):
+                essay = decode_essay(facts)
+                essays_of[batch_id][essay.essay_id] = essay
+        for batch_id, version, facts in rows:
+            if facts is None and self._cache and (hit := self._cache.get(batch_id, version)):
+                self._loaded[batch_id] = hit
+            elif facts is None or facts == "{}":  # "{}": a placeholder, nothing known about the batch yet
+                self._loaded[batch_id] = BatchResult(batch_id)
+            else:
+                self._loaded[batch_id] = decode_batch(facts, essays_of[batch_id])
+                if self._cache:  # read under the lock: what this version stands for, whatever happens next
+                    self._cache.put(batch_id, version, self._loaded[batch_id])
+
+    def committed(self) -> None:
+        """The transaction committed: the cache may now remember what it wrote."""
+        if self._cache:
+            for batch_id, (version, batch) in self._written.items():
+                self._cache.put(batch_id, version, batch)
+        self._written.clear()
 
     async def get(self, batch_id: str) -> BatchResult:
         if batch_id not in self._loaded:
@@ -120,6 +140,7 @@ class SqlAlchemyBatchRepository:
         ]
         if essay_rows:
             await self._session.execute(_UPSERT_ESSAYS, _arrays(_ESSAY_COLUMNS, essay_rows))
+        self._written = {batch.batch_id: (versions[batch.batch_id], batch) for batch in changed}
         return [BatchChange.of(batch, versions[batch.batch_id], self._loaded.get(batch.batch_id)) for batch in changed]
 
     def _changed_essays(self, batch: BatchResult) -> list[EssayResult]:
@@ -136,7 +157,7 @@ def _view(view: type[ViewT], row: Any) -> ViewT:
 
 def _values(view: BatchView | EssayView) -> list[Any]:
     """The view's fields in declaration order (shallow: dict fields stay dicts, written as JSON)."""
-    return [getattr(view, f.name) for f in dataclasses.fields(view)]
+    return list(view.__dict__.values())  # a dataclass's __dict__ keeps the fields' order
 
 
 def _arrays(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:

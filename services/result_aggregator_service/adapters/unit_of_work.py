@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from result_aggregator_service.adapters.facts_cache import FactsCache
 from result_aggregator_service.adapters.parked_events import SqlAlchemyParkedEventStore
 from result_aggregator_service.adapters.repository import SqlAlchemyBatchRepository
 from result_aggregator_service.service_layer.ports import BatchChange, RawRecord
@@ -24,9 +25,9 @@ _APPLIED = text("SELECT event_id FROM processed_events WHERE event_id = ANY(CAST
 
 
 class SqlAlchemyUnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cache: FactsCache | None = None) -> None:
         self._session = session
-        self.batches = SqlAlchemyBatchRepository(session)
+        self.batches = SqlAlchemyBatchRepository(session, cache)
         self.parked = SqlAlchemyParkedEventStore(session)
 
     async def __aenter__(self) -> Self:
@@ -58,6 +59,7 @@ class SqlAlchemyUnitOfWork:
 
     async def commit(self) -> None:
         await self._session.commit()
+        self.batches.committed()
 
     async def rollback(self) -> None:
         await self._session.rollback()

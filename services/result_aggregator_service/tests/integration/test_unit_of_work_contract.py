@@ -12,6 +12,7 @@ from dishka import AsyncContainer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from result_aggregator_service.adapters.facts_cache import FactsCache
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
 from result_aggregator_service.adapters.tables import processed_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -137,10 +138,13 @@ class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
     async def make_uow(self, container: AsyncContainer) -> AsyncIterator[UowFactory]:
         self.sessions = await container.get(async_sessionmaker[AsyncSession])
         opened: list[AsyncSession] = []
+        self.opened = opened
+
+        cache = FactsCache(capacity=1000)  # as the worker runs: one cache for every unit of work
 
         def make() -> UnitOfWork:
             opened.append(self.sessions())
-            return SqlAlchemyUnitOfWork(opened[-1])
+            return SqlAlchemyUnitOfWork(opened[-1], cache)
 
         yield make
         for session in opened:
@@ -150,3 +154,17 @@ class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
         async with self.sessions() as session:
             query = select(func.count()).select_from(processed_events).where(processed_events.c.event_id == event_id)
             return int((await session.execute(query)).scalar_one())
+
+    async def test_a_change_another_worker_committed_is_read_back_despite_the_cache(self, make_uow: UowFactory) -> None:
+        batch_id = samples.new_id("batch-")
+        await self.ingest(make_uow, [samples.batch_registered(batch_id, ["e1"])])  # cached by "this" worker
+        other_worker = self.sessions()
+        self.opened.append(other_worker)
+        slot = samples.slot_assigned(batch_id, "e1", file_name="by-the-other-worker.docx")
+        await process_batch(
+            [record_of(slot)], SqlAlchemyUnitOfWork(other_worker), SetSeenEventHints(), RecordingChangeSink()
+        )
+        await self.ingest(make_uow, [samples.spellcheck_result(batch_id, "e1")])
+        essay = (await self.read(make_uow, batch_id)).essays["e1"]
+        assert essay.slot is not None and essay.slot.original_file_name == "by-the-other-worker.docx"
+        assert essay.spellcheck is not None
