@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     kafka_rebalance_timeout_seconds: float = 10.0
     lag_interval_seconds: float = Field(5.0, gt=0)
     shutdown_grace_seconds: float = Field(10.0, gt=0)
-    facts_cache_batches: int = Field(20_000, ge=0)  # batches whose last committed facts the worker keeps
+    facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps
 
     # internal HTTP API
     http_host: str = "127.0.0.1"

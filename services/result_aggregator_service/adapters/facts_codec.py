@@ -46,12 +46,12 @@ _batch_facts = TypeAdapter(BatchResult)
 _essay_facts = TypeAdapter(EssayResult)
 
 
-def encode_batch(batch: BatchResult) -> str:
+def encode_batch(batch: BatchResult) -> bytes:
     """The batch's own facts (its essays are stored in their own rows)."""
     return _encode(_batch_facts.dump_python(batch, mode="json", exclude={"essays"}))
 
 
-def encode_essay(essay: EssayResult) -> str:
+def encode_essay(essay: EssayResult) -> bytes:
     return _encode(_essay_facts.dump_python(essay, mode="json"))
 
 
@@ -64,9 +64,9 @@ def decode_essay(text: str) -> EssayResult:
     return _decode("essay", text, _essay_facts)
 
 
-def _encode(document: Document) -> str:
+def _encode(document: Document) -> bytes:
     document["facts_version"] = FACTS_VERSION
-    return orjson.dumps(document).decode()
+    return orjson.dumps(document)
 
 
 def _decode(kind: str, text: str, adapter: TypeAdapter[T]) -> T:

@@ -13,7 +13,8 @@ from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer, String, Table, Text, TextClause, text
+from orjson import Fragment
+from sqlalchemy import Table, TextClause, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,22 +27,20 @@ from result_aggregator_service.service_layer.ports import BatchChange
 
 
 def _upsert(table: Table, columns: Sequence[str], keys: Sequence[str], *extra: str, returning: str = "") -> TextClause:
-    """INSERT ... SELECT FROM unnest(one array parameter per column) ON CONFLICT (keys) DO UPDATE."""
-    arrays = ", ".join(f"CAST(:{c} AS {_ARRAY_TYPES[type(table.c[c].type)]})" for c in columns)
-    values = ", ".join(f"{c}::jsonb" if c in _JSON_COLUMNS else c for c in columns)
+    """INSERT ... SELECT FROM jsonb_populate_recordset(the rows as one JSON array) ON CONFLICT (keys) DO UPDATE.
+
+    One parameter for the whole micro-batch: PostgreSQL parses the rows, the driver encodes one string
+    (per-element array encoding in asyncpg cost more than the rest of the statement)."""
     updates = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys), *extra])
     names = ", ".join(columns)
     return text(
-        f"INSERT INTO {table.name} ({names}) SELECT {values} FROM unnest({arrays}) AS t({names})"
+        f"INSERT INTO {table.name} ({names}) SELECT {names}"
+        f" FROM jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb))"
         f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}" + (f" RETURNING {returning}" if returning else "")
     )
 
 
 ViewT = TypeVar("ViewT", BatchView, EssayView)
-_ARRAY_TYPES: dict[type, str] = {
-    String: "text[]", Text: "text[]", Boolean: "bool[]", Integer: "int4[]", BigInteger: "int8[]",
-    Double: "float8[]", DateTime: "timestamptz[]", JSONB: "text[]",
-}  # fmt: skip
 _JSON_COLUMNS = frozenset(c.name for table in (batches, essays) for c in table.c if isinstance(c.type, JSONB))
 _BATCH_COLUMNS = [f.name for f in dataclasses.fields(BatchView)] + ["facts"]
 _ESSAY_COLUMNS = ["batch_id", *(f.name for f in dataclasses.fields(EssayView)), "facts"]
@@ -130,16 +129,16 @@ class SqlAlchemyBatchRepository:
         changed = [batch for batch_id, batch in self._saved.items() if batch != self._loaded.get(batch_id)]
         if not changed:
             return []
-        batch_rows = [(*_values(project_batch(b)), encode_batch(b)) for b in changed]
-        result = await self._session.execute(_UPSERT_BATCHES, _arrays(_BATCH_COLUMNS, batch_rows))
+        batch_rows = [{**project_batch(b).__dict__, "facts": Fragment(encode_batch(b))} for b in changed]
+        result = await self._session.execute(_UPSERT_BATCHES, {"rows": orjson.dumps(batch_rows).decode()})
         versions: dict[str, int] = dict(result.all())
         essay_rows = [
-            (batch.batch_id, *_values(project_essay(essay)), encode_essay(essay))
+            {"batch_id": batch.batch_id, **project_essay(essay).__dict__, "facts": Fragment(encode_essay(essay))}
             for batch in changed
             for essay in self._changed_essays(batch)
         ]
         if essay_rows:
-            await self._session.execute(_UPSERT_ESSAYS, _arrays(_ESSAY_COLUMNS, essay_rows))
+            await self._session.execute(_UPSERT_ESSAYS, {"rows": orjson.dumps(essay_rows).decode()})
         self._written = {batch.batch_id: (versions[batch.batch_id], batch) for batch in changed}
         return [BatchChange.of(batch, versions[batch.batch_id], self._loaded.get(batch.batch_id)) for batch in changed]
 
@@ -153,21 +152,3 @@ def _view(view: type[ViewT], row: Any) -> ViewT:
     """A stored row as its view; JSON columns come back as text (text() selects skip type processing)."""
     fields = row._mapping
     return view(**{k: orjson.loads(v) if k in _JSON_COLUMNS and isinstance(v, str) else v for k, v in fields.items()})
-
-
-def _values(view: BatchView | EssayView) -> list[Any]:
-    """The view's fields in declaration order (shallow: dict fields stay dicts, written as JSON)."""
-    return list(view.__dict__.values())  # a dataclass's __dict__ keeps the fields' order
-
-
-def _arrays(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    """Rows as one parameter array per column; JSON columns as text (the facts are text already)."""
-    arrays: dict[str, list[Any]] = {}
-    for index, column in enumerate(columns):
-        values = [row[index] for row in rows]
-        arrays[column] = [_json(v) for v in values] if column in _JSON_COLUMNS and column != "facts" else values
-    return arrays
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
