@@ -9,6 +9,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from dishka import AsyncContainer
@@ -76,16 +77,20 @@ def main() -> None:
 
 
 def _serve(settings: Settings) -> None:
-    uvicorn.run(
-        "result_aggregator_service.entrypoints.api:app_from_env",
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=settings.http_workers,
-        log_config=None,  # keep the service's JSON logging
-        access_log=False,  # request metrics and error logs cover it; access lines would double the volume
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run("result_aggregator_service.entrypoints.api:app_from_env", **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves an app factory here (bench/api_latency.py serves its bare baseline the same way)."""
+    return {
+        "factory": True,
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "workers": settings.http_workers,
+        "log_config": None,  # keep the service's JSON logging
+        "access_log": False,  # request metrics and error logs cover it; access lines would double the volume
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 @contextlib.contextmanager
