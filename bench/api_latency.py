@@ -10,7 +10,9 @@ bare one answers a constant JSON body of the cached status body's size (bench/ba
   - cached_list: the first page (limit 20) of the seeding user's batches, a cache hit;
   - healthz: /healthz (PostgreSQL, Redis and Kafka checked per request).
 The API's cache counters confirm the hits and misses. Figures: req/s, p50, p99 (wrk's, per run), the
-median over the runs, and the ratio of req/s to the bare route's at the same connection count.
+median over the runs, the ratio of req/s to the bare route's at the same connection count, and the
+server process's CPU time per request (user + system, from /proc): on a shared machine the load of
+other processes moves req/s and p99 a lot, the CPU cost of a request much less.
 `--profile TARGET` samples the API process with py-spy during one more run of TARGET and prints the
 functions with the most samples (own and cumulative).
 
@@ -33,7 +35,7 @@ import time
 from pathlib import Path
 
 import httpx
-from bench_support import TARGETS, Servers, profile_top, seed, start_servers, warm_and_hold
+from bench_support import TARGETS, Servers, cpu_seconds, profile_top, seed, start_servers, warm_and_hold
 
 from local_stack import ensure_stack
 from result_aggregator_service.adapters.schema import upgrade_to_head
@@ -68,6 +70,7 @@ def run_wrk(wrk: str, url: str, paths: list[str], connections: int, threads: int
     if figures["non_2xx_3xx"] or figures["socket_errors"]:
         raise SystemExit(f"{url}{paths[0]}: {figures}")
     return {
+        "requests": figures["requests"],
         "req_per_s": figures["requests"] / (figures["duration_us"] / 1e6),
         "p50_ms": figures["p50_us"] / 1000,
         "p99_ms": figures["p99_us"] / 1000,
@@ -78,9 +81,11 @@ async def measure(args: argparse.Namespace, servers: Servers, wrk: str) -> dict[
     results: dict[tuple[int, str], list[Figures]] = {}
     for run in range(1, args.runs + 1):
         for connections in args.connections:
-            for target in TARGETS:
-                async with warm_and_hold(servers, target) as (url, paths, check):
+            for target in args.targets:
+                async with warm_and_hold(servers, target) as (url, pid, paths, check):
+                    cpu_before = cpu_seconds(pid)
                     figures = await asyncio.to_thread(run_wrk, wrk, url, paths, connections, args.threads, args.seconds)
+                    figures["cpu_us"] = (cpu_seconds(pid) - cpu_before) * 1e6 / figures["requests"]
                     await check()
                 results.setdefault((connections, target), []).append(figures)
                 print(f"run {run} c={connections:<3} {target:<16}" + _row(figures), flush=True)
@@ -88,20 +93,23 @@ async def measure(args: argparse.Namespace, servers: Servers, wrk: str) -> dict[
 
 
 def _row(figures: Figures) -> str:
-    return f"{figures['req_per_s']:10.0f} req/s  p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms"
+    return (
+        f"{figures['req_per_s']:10.0f} req/s  p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms"
+        f"  server CPU {figures['cpu_us']:6.0f} us/req"
+    )
 
 
 def report(args: argparse.Namespace, results: dict[tuple[int, str], list[Figures]]) -> None:
     print(f"\nmedian of {args.runs} runs of {args.seconds} s, wrk -t{args.threads}, one uvicorn process each")
-    print(f"{'conns':>5}  {'target':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'x bare':>9}")
+    print(f"{'conns':>5}  {'target':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'x bare':>9}{'CPU us/req':>12}")
     for connections in args.connections:
         bare = statistics.median(f["req_per_s"] for f in results[(connections, "bare")])
-        for target in TARGETS:
+        for target in args.targets:
             runs = results[(connections, target)]
             median = {key: statistics.median(f[key] for f in runs) for key in runs[0]}
             print(
                 f"{connections:>5}  {target:<16}{median['req_per_s']:>10.0f}{median['p50_ms']:>10.2f}"
-                f"{median['p99_ms']:>10.2f}{median['req_per_s'] / bare:>9.2f}"
+                f"{median['p99_ms']:>10.2f}{median['req_per_s'] / bare:>9.2f}{median['cpu_us']:>12.0f}"
             )
 
 
@@ -112,8 +120,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[4, 32])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS), help="bare is always run")
     parser.add_argument("--profile", choices=TARGETS, help="sample the API with py-spy during one more run")
     args = parser.parse_args()
+    args.targets = ["bare", *(t for t in TARGETS if t in args.targets and t != "bare")]
 
     wrk = ensure_wrk()
     env = ensure_stack()

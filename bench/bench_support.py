@@ -41,6 +41,7 @@ class Servers:
     api_url: str
     bare_url: str
     api_pid: int
+    bare_pid: int
     batch_ids: list[str]
     sink: ChangeSink
     client: httpx.AsyncClient
@@ -113,6 +114,7 @@ async def start_servers(settings: Settings, batch_ids: list[str]) -> AsyncIterat
                 f"http://127.0.0.1:{api_port}",
                 f"http://127.0.0.1:{bare_port}",
                 processes[0].pid,
+                0,
                 batch_ids,
                 await container.get(ChangeSink),
                 client,
@@ -121,6 +123,7 @@ async def start_servers(settings: Settings, batch_ids: list[str]) -> AsyncIterat
             body = (await client.get(servers.api_url + servers.status_paths()[0])).content
             bare_env = {**_environment(settings, bare_port), "BARE_BODY_BYTES": str(len(body))}
             processes.append(_spawn([sys.executable, str(BENCH / "bare_api.py")], bare_env))
+            servers.bare_pid = processes[1].pid
             await _wait_until_up(client, f"{servers.bare_url}/bare", processes[1])
             print(f"status body {len(body)} bytes; bare body the same size", flush=True)
             yield servers
@@ -145,16 +148,18 @@ async def _lookups(servers: Servers, route: str, result: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(wanted))
 
 
-Prepared = tuple[str, list[str], Callable[[], Awaitable[None]]]
+Prepared = tuple[str, int, list[str], Callable[[], Awaitable[None]]]
 
 
 @contextlib.asynccontextmanager
 async def warm_and_hold(servers: Servers, target: str) -> AsyncIterator[Prepared]:
-    """The URL and paths wrk drives for `target`, with a check (run after wrk) that every request was a
-    cache hit (resp. miss)."""
-    if target in ("bare", "healthz"):
-        url, path = (servers.bare_url, "/bare") if target == "bare" else (servers.api_url, "/healthz")
-        yield url, [path], _nothing
+    """The URL, server pid and paths wrk drives for `target`, with a check (run after wrk) that every
+    request was a cache hit (resp. miss)."""
+    if target == "bare":
+        yield servers.bare_url, servers.bare_pid, ["/bare"], _nothing
+        return
+    if target == "healthz":
+        yield servers.api_url, servers.api_pid, ["/healthz"], _nothing
         return
     route, paths = (LIST_ROUTE, [LIST_PATH]) if target == "cached_list" else (STATUS_ROUTE, servers.status_paths())
     unwanted = "hit" if target == "uncached_status" else "miss"
@@ -171,7 +176,7 @@ async def warm_and_hold(servers: Servers, target: str) -> AsyncIterator[Prepared
             raise SystemExit(f"{target}: {counted:.0f} requests were a cache {unwanted}")
 
     try:
-        yield servers.api_url, paths, check
+        yield servers.api_url, servers.api_pid, paths, check
     finally:
         if target == "uncached_status":
             await servers.sink.batches_changed(changes)
@@ -186,7 +191,7 @@ async def profile_top(servers: Servers, target: str, drive: Callable[[str, list[
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory() as folder:
         stacks = Path(folder) / "stacks.txt"
-        async with warm_and_hold(servers, target) as (url, paths, _):
+        async with warm_and_hold(servers, target) as (url, _, paths, _):
             record = [py_spy, "record", "--pid", str(servers.api_pid), "--rate", "250", "--format", "raw"]
             spy = _spawn([*record, "--output", str(stacks), "--duration", "8"], dict(os.environ))
             await asyncio.sleep(1)
@@ -198,6 +203,12 @@ async def profile_top(servers: Servers, target: str, drive: Callable[[str, list[
         print(f"  top by {title} samples:")
         for frame, count in tally.most_common(25):
             print(f"    {100 * count / total:5.1f}%  {frame}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _tally(raw: str) -> tuple[Counter[str], Counter[str], int]:
