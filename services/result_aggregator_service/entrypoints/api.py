@@ -87,6 +87,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "host": settings.http_host,
         "port": settings.http_port,
         "workers": settings.http_workers,
+        "loop": "uvloop",
+        "http": "httptools",
         "log_config": None,  # keep the service's JSON logging
         "access_log": False,  # request metrics and error logs cover it; access lines would double the volume
         "timeout_graceful_shutdown": 10,
