@@ -56,6 +56,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["api-gateway-service", "bff-teacher-service", "admin-dashboard-service"]
     )
     cache_ttl_seconds: int = Field(300, ge=1)
+    cache_max_pages_per_user: int = Field(20, ge=0)
 
     # observability
     log_level: str = "INFO"

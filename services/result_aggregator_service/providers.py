@@ -9,11 +9,14 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from huleedu_service_libs.retry import Backoff
-from result_aggregator_service.adapters.response_cache import RedisResponseCache, RedisSeenEventHints
+from result_aggregator_service.adapters.response_cache import RedisResponseCache
+from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
 from result_aggregator_service.metrics import ServiceMetrics
+from result_aggregator_service.read_service import ReadModel, ReadService, ResponseCache
 from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
+from result_aggregator_service.views import SqlReadModel
 
 
 class ServiceProvider(Provider):
@@ -56,8 +59,16 @@ class ServiceProvider(Provider):
         return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
     @provide(scope=Scope.APP)
-    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[RedisResponseCache, ChangeSink]:
-        return RedisResponseCache(redis, settings.cache_ttl_seconds)
+    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[ResponseCache, ChangeSink]:
+        return RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
+
+    @provide(scope=Scope.APP)
+    def read_model(self, sessions: async_sessionmaker[AsyncSession]) -> ReadModel:
+        return SqlReadModel(sessions)
+
+    @provide(scope=Scope.APP)
+    def read_service(self, cache: ResponseCache, model: ReadModel, metrics: ServiceMetrics) -> ReadService:
+        return ReadService(cache, model, metrics)
 
     @provide(scope=Scope.APP)
     def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:

@@ -20,7 +20,6 @@ from quart_schema import APIKeySecurityScheme, Info, QuartSchema
 from huleedu_service_libs.logging import configure_logging
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
-from result_aggregator_service.entrypoints.cached_reads import ApiProvider
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
 from result_aggregator_service.entrypoints.observability import install_request_observability
 from result_aggregator_service.entrypoints.routes import routes
@@ -31,8 +30,8 @@ SERVICE_NAME = "result_aggregator_api"
 
 
 def api_container(settings: Settings) -> AsyncContainer:
-    """The service's container plus what the API adds (the request context, the cached reads)."""
-    return make_container(settings, QuartProvider(), ApiProvider())
+    """The service's container plus what the API adds (the request context)."""
+    return make_container(settings, QuartProvider())
 
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Quart:
