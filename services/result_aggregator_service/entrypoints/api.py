@@ -6,6 +6,7 @@ Run: `python -m result_aggregator_service.entrypoints.api`. OpenAPI at `/openapi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,8 +14,7 @@ from typing import Any
 
 import uvicorn
 from dishka import AsyncContainer
-from quart import Quart
-from quart_dishka import QuartDishka, QuartProvider
+from quart import Quart, g
 from quart_schema import APIKeySecurityScheme, Info, QuartSchema
 
 from huleedu_service_libs.logging import configure_logging
@@ -30,8 +30,8 @@ SERVICE_NAME = "result_aggregator_api"
 
 
 def api_container(settings: Settings) -> AsyncContainer:
-    """The service's container plus what the API adds (the request context)."""
-    return make_container(settings, QuartProvider())
+    """The API's container: the service's (the routes need APP-scoped objects only)."""
+    return make_container(settings)
 
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Quart:
@@ -48,15 +48,21 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
             "ServiceId": APIKeySecurityScheme(in_="header", name=SERVICE_ID_HEADER),
         },
     )
-    # hook order: correlation id first (every answer carries it), then auth, then the request scope
+    # hook order: correlation id first (every answer carries it), then auth, then the container
     install_request_observability(app, container)
     app.before_request(service_auth(settings))
-    QuartDishka(app=app, container=container)
+    app.before_request(functools.partial(_use_container, container))
     register_error_handlers(app)
     app.register_blueprint(routes)
     if owned:
         app.after_serving(container.close)
     return app
+
+
+async def _use_container(container: AsyncContainer) -> None:
+    """What quart-dishka's `@inject` resolves from. The routes need only APP-scoped objects, so no
+    request scope is opened per request (quart-dishka's middleware would open and close one)."""
+    g.dishka_container = container
 
 
 def app_from_env() -> Quart:

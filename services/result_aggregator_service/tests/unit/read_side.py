@@ -10,7 +10,6 @@ import pytest
 from dishka import Provider, Scope, provide
 from pydantic import SecretStr
 from quart.typing import TestClientProtocol
-from quart_dishka import QuartProvider
 
 from common_core.enums import BatchClientStatus, BatchStatus
 from result_aggregator_service.adapters.in_memory_reads import InMemoryReadModel, InMemoryResponseCache
@@ -56,7 +55,7 @@ class Api:
 async def api() -> AsyncIterator[Api]:
     settings = Settings(internal_api_key=SecretStr(API_KEY), database_url="postgresql+asyncpg://nowhere/none")
     cache, model = InMemoryResponseCache(), InMemoryReadModel()
-    container = make_container(settings, QuartProvider(), InMemoryReadSide(cache, model))
+    container = make_container(settings, InMemoryReadSide(cache, model))
     app = create_app(settings, container)
     async with app.test_app() as test_app:
         yield Api(test_app.test_client(), cache, model, await container.get(ServiceMetrics))
