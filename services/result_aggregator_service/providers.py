@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from dishka import AnyOf, AsyncContainer, Provider, Scope, make_async_container, provide
 from redis.asyncio import Redis
@@ -30,12 +31,7 @@ class ServiceProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
-        engine = create_async_engine(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            pool_pre_ping=True,
-            connect_args={"timeout": 5},
-        )
+        engine = _engine(settings)
         yield engine
         await engine.dispose()
 
@@ -63,8 +59,13 @@ class ServiceProvider(Provider):
         return RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
 
     @provide(scope=Scope.APP)
-    def read_model(self, sessions: async_sessionmaker[AsyncSession]) -> ReadModel:
-        return SqlReadModel(sessions)
+    async def read_model(self, settings: Settings) -> AsyncIterator[ReadModel]:
+        # The API's queries are single statements (a page may add a count): on an autocommit engine of
+        # their own a miss costs the ping and the query, not BEGIN, ping, ROLLBACK (asyncpg's pre-ping
+        # outside autocommit), BEGIN, query, ROLLBACK. Built only where the read model is asked for.
+        engine = _engine(settings, isolation_level="AUTOCOMMIT")
+        yield SqlReadModel(async_sessionmaker(engine))
+        await engine.dispose()
 
     @provide(scope=Scope.APP)
     def read_service(self, cache: ResponseCache, model: ReadModel, metrics: ServiceMetrics) -> ReadService:
@@ -82,6 +83,16 @@ class ServiceProvider(Provider):
     @provide(scope=Scope.REQUEST)
     def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(session)
+
+
+def _engine(settings: Settings, **options: Any) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args={"timeout": 5},
+        **options,
+    )
 
 
 def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:
