@@ -4,6 +4,8 @@ Both servers run as one uvicorn process each with the API's own server options (
 bare one answers a constant JSON body of the cached status body's size (bench/bare_api.py). For each of
 `--runs` rounds, at each `--connections` count, wrk (`--threads` threads, `--seconds` s) drives:
   - bare: the bare route;
+  - bare_redis_get: the bare app's second route, the same body after one Redis GET (the floor of a
+    cache hit that asks Redis: what the API adds on top of it is its own cost);
   - cached_status: GET /internal/v1/batches/{id}/status over the seeded batches, all cache hits;
   - uncached_status: the same, while a hold (what the worker sets during a commit) keeps every key out
     of the cache: each request misses, queries PostgreSQL and offers its fill;

@@ -28,7 +28,7 @@ from result_aggregator_service.tests.fakes import record_of
 from result_aggregator_service.tests.scenarios import lifecycle
 
 BENCH = Path(__file__).resolve().parent
-TARGETS = ("bare", "cached_status", "uncached_status", "cached_list", "healthz")
+TARGETS = ("bare", "bare_redis_get", "cached_status", "uncached_status", "cached_list", "healthz")
 STATUS_ROUTE = "/internal/v1/batches/<batch_id>/status"
 LIST_ROUTE = "/internal/v1/batches/user/<user_id>"
 USER_ID = "bench-user"
@@ -155,8 +155,8 @@ Prepared = tuple[str, int, list[str], Callable[[], Awaitable[None]]]
 async def warm_and_hold(servers: Servers, target: str) -> AsyncIterator[Prepared]:
     """The URL, server pid and paths wrk drives for `target`, with a check (run after wrk) that every
     request was a cache hit (resp. miss)."""
-    if target == "bare":
-        yield servers.bare_url, servers.bare_pid, ["/bare"], _nothing
+    if target in ("bare", "bare_redis_get"):
+        yield servers.bare_url, servers.bare_pid, ["/bare" if target == "bare" else "/bare-redis"], _nothing
         return
     if target == "healthz":
         yield servers.api_url, servers.api_pid, ["/healthz"], _nothing
