@@ -1,7 +1,8 @@
 """In-memory read side: a response cache (also a change sink) and a read model, for fast route tests.
 
 They keep the Redis and PostgreSQL adapters' rules (generations, owned holds, version fences, the page
-cap, newest-first pages); tests/integration/test_read_side_parity.py runs the same checks on both.
+cap, newest-first pages): tests/integration/test_response_cache.py runs one contract on both caches,
+tests/integration/test_read_side_parity.py compares both read models.
 """
 
 from __future__ import annotations
