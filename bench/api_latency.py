@@ -1,185 +1,133 @@
-"""Status-read latency and throughput of the API as deployed (uvicorn), cached vs uncached, on loopback.
+"""The API's hot path against a bare Quart route served the same way, driven by `wrk` (a C load generator).
 
-`--requests` batches (generated lifecycles of 5 essays, `lifecycles.py`) are written through the real
-write side. The API runs as `python -m result_aggregator_service.entrypoints.api`. Each of `--runs`
-rounds times two passes of `--requests` GETs of /internal/v1/batches/{id}/status with `--concurrency` clients in flight:
-  - uncached: the batches' cache entries are deleted first and every request asks for a different batch,
-    so each one misses, queries PostgreSQL and fills the cache;
-  - cached: the same requests again, now all hits (Redis only).
-The API's own cache counters confirm every request was a miss (resp. a hit). Figures are the median of
-the runs; latency is measured at the client, request sent to body read. The load client is aiohttp:
-httpx spent ~3.6 ms of client CPU per request at concurrency 20 here and saturated before the server.
+Both servers run as one uvicorn process each with the API's own server options (`server_options`); the
+bare one answers a constant JSON body of the cached status body's size (bench/bare_api.py). For each of
+`--runs` rounds, at each `--connections` count, wrk (`--threads` threads, `--seconds` s) drives:
+  - bare: the bare route;
+  - bare_redis_get: the bare app's second route, the same body after one Redis GET (the floor of a
+    cache hit that asks Redis: what the API adds on top of it is its own cost);
+  - cached_status: GET /internal/v1/batches/{id}/status over the seeded batches, all cache hits;
+  - uncached_status: the same, while a hold (what the worker sets during a commit) keeps every key out
+    of the cache: each request misses, queries PostgreSQL and offers its fill;
+  - cached_list: the first page (limit 20) of the seeding user's batches, a cache hit;
+  - healthz: /healthz (PostgreSQL, Redis and Kafka checked per request).
+The API's cache counters confirm the hits and misses. Figures: req/s, p50, p99 (wrk's, per run), the
+median over the runs, the ratio of req/s to the bare route's at the same connection count, and the
+server process's CPU time per request (user + system, from /proc): on a shared machine the load of
+other processes moves req/s and p99 a lot, the CPU cost of a request much less.
+`--profile TARGET` samples the API process with py-spy during one more run of TARGET and prints the
+functions with the most samples (own and cumulative).
 
-    .venv/bin/python bench/api_latency.py [--requests 2000] [--concurrency 20] [--runs 3] [--workers 1]
-                                          [--server uvicorn|hypercorn]
+    .venv/bin/python bench/api_latency.py [--seconds 5] [--runs 3] [--connections 4 32] [--batches 200]
+                                          [--profile cached_status]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import random
-import socket
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import httpx
-from redis.asyncio import Redis
 
+from bench.bench_support import TARGETS, Servers, cpu_seconds, profile_top, seed, start_servers, warm_and_hold
 from local_stack import ensure_stack
-from result_aggregator_service.adapters.response_cache import batch_key
 from result_aggregator_service.adapters.schema import upgrade_to_head
 from result_aggregator_service.config import Settings
-from result_aggregator_service.lifecycles import batch_lifecycle
-from result_aggregator_service.providers import make_container
-from result_aggregator_service.service_layer.ingest import process_batch
-from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
-from result_aggregator_service.tests.fakes import record_of
 
-ROOT = Path(__file__).resolve().parents[1]
-API_KEY = "bench-internal-api-key"
-AUTH = {"X-Internal-API-Key": API_KEY, "X-Service-ID": "api-gateway-service"}
+BENCH = Path(__file__).resolve().parent
+Figures = dict[str, float]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def ensure_wrk() -> str:
+    """wrk from Debian's package, installed when missing."""
+    if shutil.which("wrk") is None:
+        print("installing wrk (apt-get) ...")
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "wrk"]
+        subprocess.run(apt if os.geteuid() == 0 else ["sudo", *apt], check=True, stdout=subprocess.DEVNULL)
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is not installed and could not be installed")
+    return found
 
 
-async def _seed(settings: Settings, count: int) -> list[str]:
-    rng = random.Random()
-    lifecycles = [batch_lifecycle(rng, "bench", essay_count=5) for _ in range(count)]
-    events = [event for lifecycle in lifecycles for event in lifecycle.events]
-    container = make_container(settings)
-    try:
-        for start in range(0, len(events), 500):
-            async with container() as request:
-                await process_batch(
-                    [record_of(e) for e in events[start : start + 500]],
-                    await request.get(UnitOfWork),
-                    await request.get(SeenEventHints),
-                    await request.get(ChangeSink),
-                )
-    finally:
-        await container.close()
-    return [lifecycle.batch_id for lifecycle in lifecycles]
-
-
-def _start_api(settings: Settings, port: int, workers: int, server: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "RESULT_AGGREGATOR_INTERNAL_API_KEY": API_KEY,
-        "RESULT_AGGREGATOR_HTTP_PORT": str(port),
-        "RESULT_AGGREGATOR_HTTP_WORKERS": str(workers),
-        "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
-    }
-    if server == "hypercorn":  # the alternative measured against the deployed server (uvicorn)
-        factory = "result_aggregator_service.entrypoints.api:app_from_env()"
-        options = ["--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-        return subprocess.Popen([sys.executable, "-m", "hypercorn", factory, *options], env=env)
-    return subprocess.Popen([sys.executable, "-m", "result_aggregator_service.entrypoints.api"], env=env)
-
-
-async def _wait_healthy(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the API exited with {process.returncode}")
-        try:
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("the API did not become healthy within 60 s")
-
-
-async def _lookups(client: httpx.AsyncClient, result: str) -> float:
-    lines = (await client.get("/metrics")).text.splitlines()
-    wanted = [line for line in lines if line.startswith("ras_cache_lookups_total{") and f'result="{result}"' in line]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in wanted)
-
-
-async def _pass(client: aiohttp.ClientSession, batch_ids: list[str], concurrency: int) -> tuple[list[float], float]:
-    """Latencies (s) of one GET per id, `concurrency` at a time, and the wall-clock time of the pass."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for batch_id in batch_ids:
-        queue.put_nowait(batch_id)
-    latencies: list[float] = []
-
-    async def caller() -> None:
-        while not queue.empty():
-            batch_id = queue.get_nowait()
-            started = time.perf_counter()
-            response = await client.get(f"/internal/v1/batches/{batch_id}/status", headers=AUTH)
-            body = await response.read()
-            latencies.append(time.perf_counter() - started)
-            if response.status != 200:
-                raise SystemExit(f"{batch_id}: {response.status} {body!r}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started
-
-
-def _summary(latencies: list[float], wall: float) -> dict[str, float]:
-    ordered = sorted(latencies)
+def run_wrk(wrk: str, url: str, paths: list[str], connections: int, threads: int, seconds: int) -> Figures:
+    with tempfile.NamedTemporaryFile("w", suffix=".paths") as listing:
+        listing.write("\n".join(paths) + "\n")
+        listing.flush()
+        env = {**os.environ, "WRK_PATHS": listing.name, "WRK_API_KEY": Servers.API_KEY}
+        command = [wrk, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s"]
+        done = subprocess.run(
+            [*command, "-s", str(BENCH / "wrk_paths.lua"), url], env=env, capture_output=True, text=True, check=True
+        )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures["non_2xx_3xx"] or figures["socket_errors"]:
+        raise SystemExit(f"{url}{paths[0]}: {figures}")
     return {
-        "p50_ms": ordered[len(ordered) // 2] * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        "req_per_s": len(latencies) / wall,
+        "requests": figures["requests"],
+        "req_per_s": figures["requests"] / (figures["duration_us"] / 1e6),
+        "p50_ms": figures["p50_us"] / 1000,
+        "p99_ms": figures["p99_us"] / 1000,
     }
 
 
-async def _measure(args: argparse.Namespace, settings: Settings, batch_ids: list[str], url: str) -> None:
-    results: dict[str, list[dict[str, float]]] = {"uncached": [], "cached": []}
-    async with (
-        aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=args.concurrency)) as client,
-        httpx.AsyncClient(base_url=url) as probe,
-        Redis.from_url(settings.redis_url) as redis,
-    ):
-        ids = batch_ids[: args.requests]
-        await _pass(client, ids[:200], args.concurrency)  # warm up connections and pools
-        for run in range(1, args.runs + 1):
-            await redis.delete(*(batch_key(b) for b in ids))
-            for mode, result in (("uncached", "miss"), ("cached", "hit")):
-                before = await _lookups(probe, result)
-                summary = _summary(*await _pass(client, ids, args.concurrency))
-                counted = await _lookups(probe, result) - before
-                if args.workers == 1 and counted != len(ids):  # each worker process counts its own
-                    raise SystemExit(f"run {run} {mode}: {counted:.0f} of {len(ids)} requests were a {result}")
-                results[mode].append(summary)
-                print(f"run {run} {mode:>8}: " + "  ".join(f"{k} {v:8.2f}" for k, v in summary.items()))
-    medians = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
-    print(
-        f"\nmedian of {args.runs} runs, {len(ids)} requests, concurrency {args.concurrency}, {args.workers} worker(s)"
+async def measure(args: argparse.Namespace, servers: Servers, wrk: str) -> dict[tuple[int, str], list[Figures]]:
+    results: dict[tuple[int, str], list[Figures]] = {}
+    for run in range(1, args.runs + 1):
+        for connections in args.connections:
+            for target in args.targets:
+                async with warm_and_hold(servers, target) as (url, pid, paths, check):
+                    cpu_before = cpu_seconds(pid)
+                    figures = await asyncio.to_thread(run_wrk, wrk, url, paths, connections, args.threads, args.seconds)
+                    figures["cpu_us"] = (cpu_seconds(pid) - cpu_before) * 1e6 / figures["requests"]
+                    await check()
+                results.setdefault((connections, target), []).append(figures)
+                print(f"run {run} c={connections:<3} {target:<16}" + _row(figures), flush=True)
+    return results
+
+
+def _row(figures: Figures) -> str:
+    return (
+        f"{figures['req_per_s']:10.0f} req/s  p50 {figures['p50_ms']:7.2f} ms  p99 {figures['p99_ms']:7.2f} ms"
+        f"  server CPU {figures['cpu_us']:6.0f} us/req"
     )
-    for mode, summary in medians.items():
-        print(f"{mode:>8}: " + "  ".join(f"{k} {v:8.2f}" for k, v in summary.items()))
-    print(
-        "cached/uncached: "
-        + "  ".join(f"{k} {medians['cached'][k] / medians['uncached'][k]:.2f}" for k in medians["cached"])
-    )
+
+
+def report(args: argparse.Namespace, results: dict[tuple[int, str], list[Figures]]) -> None:
+    print(f"\nmedian of {args.runs} runs of {args.seconds} s, wrk -t{args.threads}, one uvicorn process each")
+    print(f"{'conns':>5}  {'target':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'x bare':>9}{'CPU us/req':>12}")
+    for connections in args.connections:
+        bare = statistics.median(f["req_per_s"] for f in results[(connections, "bare")])
+        for target in args.targets:
+            runs = results[(connections, target)]
+            median = {key: statistics.median(f[key] for f in runs) for key in runs[0]}
+            print(
+                f"{connections:>5}  {target:<16}{median['req_per_s']:>10.0f}{median['p50_ms']:>10.2f}"
+                f"{median['p99_ms']:>10.2f}{median['req_per_s'] / bare:>9.2f}{median['cpu_us']:>12.0f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes (counters need 1)")
-    parser.add_argument("--server", choices=("uvicorn", "hypercorn"), default="uvicorn")
+    parser.add_argument("--connections", type=int, nargs="+", default=[4, 32])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS), help="bare is always run")
+    parser.add_argument("--profile", choices=TARGETS, help="sample the API with py-spy during one more run")
     args = parser.parse_args()
+    args.targets = ["bare", *(t for t in TARGETS if t in args.targets and t != "bare")]
 
+    wrk = ensure_wrk()
     env = ensure_stack()
     settings = Settings(
         database_url=env["DATABASE_URL"],
@@ -187,22 +135,23 @@ def main() -> None:
         kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
     )
     upgrade_to_head(settings.database_url)
-    print(f"seeding {args.requests} batches of 5 essays through process_batch ...")
-    batch_ids = asyncio.run(_seed(settings, args.requests))
+    print(f"seeding {args.batches} batches of 5 essays through process_batch ...", flush=True)
+    batch_ids = asyncio.run(seed(settings, args.batches))
 
-    port = _free_port()
-    process = _start_api(settings, port, args.workers, args.server)
-    try:
+    async def run() -> None:
+        async with start_servers(settings, batch_ids) as servers:
+            results = await measure(args, servers, wrk)
+            report(args, results)
+            if args.profile:
+                await profile_top(
+                    servers,
+                    args.profile,
+                    lambda url, paths: run_wrk(wrk, url, paths, 4, args.threads, max(args.seconds, 10)),
+                )
 
-        async def run() -> None:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
-                await _wait_healthy(probe, process)
-            await _measure(args, settings, batch_ids, f"http://127.0.0.1:{port}")
-
-        asyncio.run(run())
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    started = time.monotonic()
+    asyncio.run(run())
+    print(f"\n({time.monotonic() - started:.0f} s; python {sys.version.split()[0]}; httpx {httpx.__version__})")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(300, ge=1)
     database_circuit_failure_threshold: int = Field(5, ge=1)  # consecutive connection failures that open it
     database_circuit_cool_down_seconds: float = Field(5.0, gt=0)  # open this long, then one probe
+    cache_max_pages_per_user: int = Field(20, ge=0)
 
     # observability
     log_level: str = "INFO"

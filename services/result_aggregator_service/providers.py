@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from dishka import AnyOf, AsyncContainer, Provider, Scope, make_async_container, provide
 from redis.asyncio import Redis
@@ -10,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from huleedu_service_libs.retry import Backoff
 from result_aggregator_service.adapters.facts_cache import FactsCache
-from result_aggregator_service.adapters.response_cache import RedisResponseCache, RedisSeenEventHints
+from result_aggregator_service.adapters.response_cache import RedisResponseCache
+from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
 from result_aggregator_service.metrics import ServiceMetrics
+from result_aggregator_service.read_service import ReadModel, ReadService, ResponseCache
 from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
+from result_aggregator_service.views import SqlReadModel
 
 
 class ServiceProvider(Provider):
@@ -28,12 +32,7 @@ class ServiceProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
-        engine = create_async_engine(
-            settings.database_url,
-            pool_size=settings.database_pool_size,
-            pool_pre_ping=True,
-            connect_args={"timeout": 5},
-        )
+        engine = _engine(settings)
         yield engine
         await engine.dispose()
 
@@ -57,8 +56,21 @@ class ServiceProvider(Provider):
         return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
     @provide(scope=Scope.APP)
-    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[RedisResponseCache, ChangeSink]:
-        return RedisResponseCache(redis, settings.cache_ttl_seconds)
+    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[ResponseCache, ChangeSink]:
+        return RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
+
+    @provide(scope=Scope.APP)
+    async def read_model(self, settings: Settings) -> AsyncIterator[ReadModel]:
+        # The API's queries are single statements (a page may add a count): on an autocommit engine of
+        # their own a miss costs the ping and the query, not BEGIN, ping, ROLLBACK (asyncpg's pre-ping
+        # outside autocommit), BEGIN, query, ROLLBACK. Built only where the read model is asked for.
+        engine = _engine(settings, isolation_level="AUTOCOMMIT")
+        yield SqlReadModel(async_sessionmaker(engine))
+        await engine.dispose()
+
+    @provide(scope=Scope.APP)
+    def read_service(self, cache: ResponseCache, model: ReadModel, metrics: ServiceMetrics) -> ReadService:
+        return ReadService(cache, model, metrics)
 
     @provide(scope=Scope.APP)
     def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:
@@ -76,6 +88,16 @@ class ServiceProvider(Provider):
     @provide(scope=Scope.REQUEST)
     def unit_of_work(self, session: AsyncSession, cache: FactsCache) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(session, cache)
+
+
+def _engine(settings: Settings, **options: Any) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args={"timeout": 5},
+        **options,
+    )
 
 
 def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:

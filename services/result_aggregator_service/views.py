@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Row, Select, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.tables import batches, essays
@@ -135,3 +135,20 @@ def _essay_response(row: Row[Any]) -> EssayResultResponse:
     return EssayResultResponse.model_validate(
         {label.removeprefix(_ESSAY_PREFIX): fields[label] for label in fields if label.startswith(_ESSAY_PREFIX)}
     )
+
+
+class SqlReadModel:
+    """The `ReadModel` port over PostgreSQL: each query in a session of its own."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def batch_status(self, batch_id: str) -> tuple[BatchStatusResponse, int] | None:
+        async with self._sessions() as session:
+            return await batch_status(session, batch_id)
+
+    async def user_batches(
+        self, user_id: str, limit: int, offset: int, status: BatchStatus | None
+    ) -> UserBatchesResponse:
+        async with self._sessions() as session:
+            return await user_batches(session, user_id, limit, offset, status)

@@ -1,83 +1,103 @@
-"""Redis: the API-level response cache, its invalidation with change notices, and the seen-event hints.
+"""Redis: the API-level response cache, and its invalidation by the worker with change notices.
 
-Key scheme (one place): `ras:batch:{batch_id}` holds a batch's cached response; `ras:user:{user_id}` is a
-hash of the user's cached list pages. Each has a generation counter (`ras:gen:...`) that invalidation
-bumps, so a reader that started before an invalidation cannot put its older answer back (`fill` is a
-compare-and-set on the generation), and a hold (`ras:hold:...`) set for the length of a commit, during
-which nothing is cached at all.
+Keys (one place):
+- `ras:batch:{batch_id}`: a batch's cached status answer; `ras:user:{user_id}`: a hash of the user's
+  cached list pages, at most `max_pages` fields, expiring `ttl` after its first fill (fills never renew
+  it, so no page outlives the TTL and the hash cannot grow without bound).
+- `ras:gen:...`: a generation per key that every invalidation bumps. A fill is a compare-and-set on the
+  generation read before the query, so an answer older than an invalidation never goes back.
+- `ras:hold:...`: the commits under way on the key, a sorted set of (owner token, deadline). Each
+  worker holds its keys from just before its commit to just after and releases only its own hold;
+  while any live hold exists nothing is cached. A hold lapses after `HOLD_SECONDS` (a dead worker).
+- `ras:fence:batch:{batch_id}`: the version the newest commit under way (or done) leaves. A status
+  fill of an older version is refused, so even a commit slower than its hold cannot get the state
+  before it cached.
+Invalidation runs with `allow-oom`: it deletes before it writes and must work while Redis is full.
+A Redis failure on the read path is logged and reported as "no cache" (generation None), never raised.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
+import uuid
+from collections.abc import Sequence
 from typing import Final
-from uuid import UUID
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from result_aggregator_service.service_layer.ports import BatchChange
 
 CHANGES_CHANNEL: Final = "ras:changes"
+HOLD_SECONDS: Final = 30
+FENCE_SECONDS: Final = 24 * 3600
 _log = structlog.get_logger(__name__)
 
-# A hold outlives a worker that dies mid-commit by this long at most.
-_HOLD_SECONDS: Final = 30
-
-# KEYS: value, generation, hold; ARGV: expected generation, field ("" for a plain key), value, ttl
-_FILL_IF_CURRENT: Final = """
-if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if ARGV[2] == '' then
-  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
-else
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-end
-return 1
+_LIVE_HOLDS: Final = """
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
+if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 """
 
-# KEYS: the seen-id sets to look in; ARGV: event ids. Returns 1/0 per id: in any of the sets or not.
-_ANY_MEMBER: Final = """
-local hits = {}
-for i = 1, #ARGV do
-  hits[i] = 0
-  for k = 1, #KEYS do
-    if redis.call('SISMEMBER', KEYS[k], ARGV[i]) == 1 then hits[i] = 1 break end
-  end
-end
-return hits
-"""
-
-# KEYS: (value, generation, hold) per affected key; ARGV: hold ('1' set, '0' release), generation ttl,
-# hold seconds, then the change notices to publish (only on release). One round trip per micro-batch.
-_INVALIDATE: Final = (
-    """
-for i = 1, #KEYS, 3 do
-  redis.call('DEL', KEYS[i])
-  redis.call('INCR', KEYS[i + 1])
-  redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
-  if ARGV[1] == '1' then
-    redis.call('SET', KEYS[i + 2], '1', 'EX', ARGV[3])
-  else
-    redis.call('DEL', KEYS[i + 2])
-  end
-end
-for i = 4, #ARGV do
-  redis.call('PUBLISH', '"""
-    + CHANGES_CHANNEL
-    + """', ARGV[i])
-end
+# KEYS: value, generation, hold, fence; ARGV: generation read, value, ttl, version of the value
+_FILL_BATCH: Final = (
+    "if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end\n"
+    + _LIVE_HOLDS
+    + """
+if tonumber(ARGV[4]) < tonumber(redis.call('GET', KEYS[4]) or '0') then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
 )
 
+# KEYS: pages hash, generation, hold; ARGV: generation read, page, value, ttl, max pages
+_FILL_PAGE: Final = (
+    "if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end\n"
+    + _LIVE_HOLDS
+    + """
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')
+return 1
+"""
+)
 
-def is_redis_unavailable(error: BaseException) -> bool:
-    return isinstance(error, RedisError | OSError)
+# KEYS: (value, generation, hold) per affected key, then the fences of the changed batches.
+# ARGV: 'hold' or 'release', owner token, hold ms, generation ttl, fence ttl, #triples, #fences, the
+# fences' versions, then the change notices to publish (on release).
+_INVALIDATE: Final = (
+    """#!lua flags=allow-oom
+local n, m = tonumber(ARGV[6]), tonumber(ARGV[7])
+for i = 1, 3 * n, 3 do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[4])
+end
+if ARGV[1] == 'hold' then
+  local now = redis.call('TIME')
+  local deadline = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[3])
+  for i = 3, 3 * n, 3 do
+    redis.call('ZADD', KEYS[i], deadline, ARGV[2])
+    if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+  end
+  for j = 1, m do
+    if tonumber(ARGV[7 + j]) > tonumber(redis.call('GET', KEYS[3 * n + j]) or '0') then
+      redis.call('SET', KEYS[3 * n + j], ARGV[7 + j], 'EX', ARGV[5])
+    end
+  end
+  return 1
+end
+for i = 3, 3 * n, 3 do redis.call('ZREM', KEYS[i], ARGV[2]) end
+for k = 8 + m, #ARGV do redis.call('PUBLISH', '"""
+    + CHANGES_CHANNEL
+    + """', ARGV[k]) end
+return 1
+"""
+)
 
 
 def batch_key(batch_id: str) -> str:
@@ -96,85 +116,88 @@ def _hold_key(key: str) -> str:
     return f"ras:hold:{key.removeprefix('ras:')}"
 
 
-def _affected_keys(changes: Sequence[BatchChange]) -> list[str]:
-    keys = [batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids]
-    return list(dict.fromkeys(keys))
+def _fence_key(batch_id: str) -> str:
+    return f"ras:fence:batch:{batch_id}"
 
 
 class RedisResponseCache:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    """The API's `ResponseCache` and the worker's `ChangeSink` over one Redis."""
+
+    def __init__(self, redis: Redis, ttl_seconds: int, max_pages: int = 20) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._max_pages = max_pages
+        self._token = uuid.uuid4().hex  # this process's holds
+        self._fill_batch = redis.register_script(_FILL_BATCH)
+        self._fill_page = redis.register_script(_FILL_PAGE)
+        self._invalidate = redis.register_script(_INVALIDATE)
 
-    async def read(self, key: str, page: str = "") -> tuple[bytes | None, str]:
-        """The cached value (None on a miss) and the generation to hand back to `fill`."""
+    async def read_batch(self, batch_id: str) -> tuple[bytes | None, str | None]:
+        key = batch_key(batch_id)
+        return await self._read(self._redis.mget(key, _generation_key(key)))
+
+    async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]:
+        key = user_key(user_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hget(key, page) if page else pipe.get(key)
+        pipe.hget(key, page)
         pipe.get(_generation_key(key))
-        value, generation = await pipe.execute()
+        return await self._read(pipe.execute())
+
+    async def fill_batch(self, batch_id: str, generation: str, value: bytes, version: int) -> bool:
+        key = batch_key(batch_id)
+        keys = [key, _generation_key(key), _hold_key(key), _fence_key(batch_id)]
+        return await self._fill(self._fill_batch(keys=keys, args=[generation, value, self._ttl, version]))
+
+    async def fill_page(self, user_id: str, page: str, generation: str, value: bytes) -> bool:
+        key = user_key(user_id)
+        keys = [key, _generation_key(key), _hold_key(key)]
+        args: list[EncodableT] = [generation, page, value, self._ttl, self._max_pages]
+        return await self._fill(self._fill_page(keys=keys, args=args))
+
+    async def _read(self, command: object) -> tuple[bytes | None, str | None]:
+        try:
+            value, generation = await command  # type: ignore[misc]
+        except (RedisError, OSError) as error:
+            _log.warning("response_cache_unavailable", operation="read", error=str(error))
+            return None, None
         return value, (generation.decode() if generation else "0")
 
-    async def fill(self, key: str, generation: str, value: bytes, page: str = "") -> bool:
-        """Cache `value` unless the key was invalidated since `read` returned `generation`."""
-        keys = [key, _generation_key(key), _hold_key(key)]
-        stored = await self._redis.eval(_FILL_IF_CURRENT, len(keys), *keys, generation, page, value, self._ttl)
-        return bool(stored)
+    async def _fill(self, command: object) -> bool:
+        try:
+            return bool(await command)  # type: ignore[misc]
+        except (RedisError, OSError) as error:
+            _log.warning("response_cache_unavailable", operation="fill", error=str(error))
+            return False
 
     # Both raise when Redis is unreachable: the micro-batch then rolls back (or, after its commit, is
     # replayed as duplicates that announce their batches again) and is retried, so consumption pauses
     # and no offset passes a stale cache entry.
     async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
         if changes:
-            await self._invalidate(changes, hold=True)
+            await self._run_invalidation(changes, hold=True)
 
     async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
         if changes:
-            await self._invalidate(changes, hold=False)
+            await self._run_invalidation(changes, hold=False)
 
-    async def _invalidate(self, changes: Sequence[BatchChange], hold: bool) -> None:
-        keys = [k for key in _affected_keys(changes) for k in (key, _generation_key(key), _hold_key(key))]
-        notices = [] if hold else [json.dumps({"batch_id": c.batch_id, "version": c.version}) for c in changes]
-        await self._redis.eval(
-            _INVALIDATE, len(keys), *keys, "1" if hold else "0", self._ttl * 2, _HOLD_SECONDS, *notices
+    async def _run_invalidation(self, changes: Sequence[BatchChange], hold: bool) -> None:
+        affected = list(
+            dict.fromkeys([batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids])
         )
-
-
-class RedisSeenEventHints:
-    """The fast-path duplicate check. Only a hint: a Redis failure costs the shortcut, nothing else.
-
-    Applied ids go into one Redis set per UTC day (`ras:seen:{date}`), kept for the TTL: a micro-batch
-    costs one SADD to remember and one script call to check, not a command per event.
-    """
-
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
-        self._redis = redis
-        self._ttl = ttl_seconds
-        self._days = -(-ttl_seconds // 86_400)
-
-    async def seen(self, event_ids: Collection[UUID]) -> set[UUID]:
-        if not event_ids:
-            return set()
-        ids = list(event_ids)
-        day_keys = self._day_keys()
-        try:
-            hits = await self._redis.eval(_ANY_MEMBER, len(day_keys), *day_keys, *(str(i) for i in ids))
-        except (RedisError, OSError) as error:
-            _log.warning("seen_hints_unavailable", error=str(error))
-            return set()
-        return {event_id for event_id, hit in zip(ids, hits, strict=True) if hit}
-
-    async def remember(self, event_ids: Collection[UUID]) -> None:
-        if not event_ids:
-            return
-        today = self._day_keys()[0]
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.sadd(today, *(str(event_id) for event_id in event_ids))
-            pipe.expire(today, self._ttl + 86_400)
-            await pipe.execute()
-        except (RedisError, OSError) as error:
-            _log.warning("seen_hints_unavailable", error=str(error))
-
-    def _day_keys(self) -> list[str]:
-        today = datetime.now(UTC).date()
-        return [f"ras:seen:{today - timedelta(days=back)}" for back in range(self._days + 1)]
+        versions: dict[str, int] = {}
+        for change in changes:
+            versions[change.batch_id] = max(change.version, versions.get(change.batch_id, 0))
+        keys = [k for key in affected for k in (key, _generation_key(key), _hold_key(key))]
+        keys += [_fence_key(batch_id) for batch_id in versions]
+        notices = [] if hold else [json.dumps({"batch_id": c.batch_id, "version": c.version}) for c in changes]
+        mode = "hold" if hold else "release"
+        head: list[EncodableT] = [
+            mode,
+            self._token,
+            HOLD_SECONDS * 1000,
+            self._ttl * 2,
+            FENCE_SECONDS,
+            len(affected),
+            len(versions),
+        ]
+        await self._invalidate(keys=keys, args=[*head, *versions.values(), *notices])

@@ -6,21 +6,21 @@ Run: `python -m result_aggregator_service.entrypoints.api`. OpenAPI at `/openapi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
-from dishka import AsyncContainer
-from quart import Quart
-from quart_dishka import QuartDishka, QuartProvider
+from dishka import AsyncContainer, Provider
+from quart import Quart, g
 from quart_schema import APIKeySecurityScheme, Info, QuartSchema
 
 from huleedu_service_libs.logging import configure_logging
 from huleedu_service_libs.tracing import configure_tracing, traced_asgi
 from result_aggregator_service.config import ConfigurationError, Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
-from result_aggregator_service.entrypoints.cached_reads import ApiProvider
 from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuitProvider
 from result_aggregator_service.entrypoints.docs_assets import serve_docs_assets
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
@@ -32,9 +32,10 @@ from result_aggregator_service.providers import make_container
 SERVICE_NAME = "result_aggregator_api"
 
 
-def api_container(settings: Settings) -> AsyncContainer:
-    """The service's container plus what the API adds (the request context, the cached reads)."""
-    return make_container(settings, QuartProvider(), ApiProvider(), DatabaseCircuitProvider())
+def api_container(settings: Settings, *extra: Provider) -> AsyncContainer:
+    """The API's container: the service's, `extra` (a test's read side), then the database circuit that
+    guards the read model's queries (the routes need APP-scoped objects only)."""
+    return make_container(settings, *extra, DatabaseCircuitProvider())
 
 
 def create_app(settings: Settings, container: AsyncContainer | None = None) -> Quart:
@@ -54,16 +55,22 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
         scalar_ui_path=None,
     )
     serve_docs_assets(app)
-    # hook order: correlation id first (every answer carries it), then auth, then the request scope
+    # hook order: correlation id first (every answer carries it), then auth, then the container
     install_request_observability(app, container)
     app.before_request(service_auth(settings))
-    QuartDishka(app=app, container=container)
+    app.before_request(functools.partial(_use_container, container))
     register_error_handlers(app)
     app.register_blueprint(routes)
     if owned:
         app.after_serving(container.close)
     app.asgi_app = traced_asgi(app.asgi_app)  # type: ignore[method-assign]  # a span per request when tracing is on
     return app
+
+
+async def _use_container(container: AsyncContainer) -> None:
+    """What quart-dishka's `@inject` resolves from. The routes need only APP-scoped objects, so no
+    request scope is opened per request (quart-dishka's middleware would open and close one)."""
+    g.dishka_container = container
 
 
 def app_from_env() -> Quart:
@@ -88,16 +95,22 @@ def main() -> None:
 
 
 def _serve(settings: Settings) -> None:
-    uvicorn.run(
-        "result_aggregator_service.entrypoints.api:app_from_env",
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=settings.http_workers,
-        log_config=None,  # keep the service's JSON logging
-        access_log=False,  # request metrics and error logs cover it; access lines would double the volume
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run("result_aggregator_service.entrypoints.api:app_from_env", **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves an app factory here (bench/api_latency.py serves its bare baseline the same way)."""
+    return {
+        "factory": True,
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "workers": settings.http_workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,  # keep the service's JSON logging
+        "access_log": False,  # request metrics and error logs cover it; access lines would double the volume
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 @contextlib.contextmanager

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from quart import request
+from werkzeug.exceptions import Forbidden, Unauthorized
 
 from result_aggregator_service.config import Settings
-from result_aggregator_service.entrypoints.http_errors import Forbidden, Unauthorized
 
 PROTECTED_PREFIX = "/internal/v1/"
 API_KEY_HEADER = "X-Internal-API-Key"
@@ -28,12 +28,13 @@ def service_auth(settings: Settings) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         if not request.path.startswith(PROTECTED_PREFIX):
             return
-        provided = request.headers.get(API_KEY_HEADER, "").encode()
+        headers = request.headers
+        provided = headers.get(API_KEY_HEADER, "").encode()
         if not provided:
             raise Unauthorized(f"missing {API_KEY_HEADER} header")
         if not hmac.compare_digest(provided, expected_key):
             raise Unauthorized(f"invalid {API_KEY_HEADER}")
-        service_id = request.headers.get(SERVICE_ID_HEADER, "")
+        service_id = headers.get(SERVICE_ID_HEADER, "")
         if service_id not in allowed:
             raise Forbidden(
                 f"service {service_id!r} may not call this API" if service_id else f"missing {SERVICE_ID_HEADER}"

@@ -7,8 +7,9 @@ closed ──(N consecutive transient failures)──► open ──(cool-down o
                                                  └──── the probe fails ───────┘
 
 `CircuitBreaker` is the pure state machine (time is passed in); `DatabaseCircuit` wraps a database call
-with it. Only transient failures (`adapters.transient.is_transient`: unreachable, refused, timed out)
-count; a successful call closes the circuit; other errors (ours) neither count nor close it.
+with it; `GuardedReadModel` runs every read-model query (what a cache miss asks) under it. Only transient
+failures (`adapters.transient.is_transient`: unreachable, refused, timed out) count; a successful call
+closes the circuit; other errors (ours) neither count nor close it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
-from dishka import Provider, Scope, provide
+from dishka import Provider, Scope, decorate, provide
 from prometheus_client import Gauge
+from werkzeug.exceptions import ServiceUnavailable
 
+from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.transient import is_transient
+from result_aggregator_service.api_models import BatchStatusResponse, UserBatchesResponse
 from result_aggregator_service.config import Settings
-from result_aggregator_service.entrypoints.http_errors import ServiceUnavailable
 from result_aggregator_service.metrics import ServiceMetrics
+from result_aggregator_service.read_service import ReadModel
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +83,9 @@ class CircuitBreaker:
 
 class CircuitOpen(ServiceUnavailable):
     def __init__(self, retry_after_seconds: float) -> None:
-        super().__init__("the read model is unavailable (circuit open)", max(1, math.ceil(retry_after_seconds)))
+        super().__init__(
+            "the read model is unavailable (circuit open)", retry_after=max(1, math.ceil(retry_after_seconds))
+        )
 
 
 class DatabaseCircuit:
@@ -140,8 +146,26 @@ def shown_in(gauge: Gauge) -> Callable[[CircuitState], None]:
     return show
 
 
+class GuardedReadModel:
+    """A `ReadModel` whose every query runs under the circuit."""
+
+    def __init__(self, model: ReadModel, circuit: DatabaseCircuit) -> None:
+        self._model = model
+        self._circuit = circuit
+
+    async def batch_status(self, batch_id: str) -> tuple[BatchStatusResponse, int] | None:
+        async with self._circuit.guard():
+            return await self._model.batch_status(batch_id)
+
+    async def user_batches(
+        self, user_id: str, limit: int, offset: int, status: BatchStatus | None
+    ) -> UserBatchesResponse:
+        async with self._circuit.guard():
+            return await self._model.user_batches(user_id, limit, offset, status)
+
+
 class DatabaseCircuitProvider(Provider):
-    """The API's one breaker (per process)."""
+    """The API's one breaker (per process), around the read model's queries."""
 
     @provide(scope=Scope.APP)
     def database_circuit(self, settings: Settings, metrics: ServiceMetrics) -> DatabaseCircuit:
@@ -149,3 +173,7 @@ class DatabaseCircuitProvider(Provider):
             settings.database_circuit_failure_threshold, settings.database_circuit_cool_down_seconds
         )
         return DatabaseCircuit(breaker, on_change=shown_in(metrics.database_circuit))
+
+    @decorate
+    def guarded_read_model(self, model: ReadModel, circuit: DatabaseCircuit) -> ReadModel:
+        return GuardedReadModel(model, circuit)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from quart import Blueprint, Quart, Response, send_from_directory
 from quart_schema import hide
-
-from result_aggregator_service.entrypoints.http_errors import NotFound
+from werkzeug.exceptions import NotFound
 
 ASSET_ROUTE = "/docs/assets/<name>"
 SWAGGER_JS, SWAGGER_CSS = "swagger-ui-bundle.js", "swagger-ui.css"

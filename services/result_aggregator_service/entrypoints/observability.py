@@ -1,10 +1,13 @@
 """Per-request correlation ids (accepted or generated, echoed, in every log line) and request metrics
-labelled by route template, method and status."""
+labelled by method, route template and status — none of them a value the client chooses: a method
+outside the standard set is counted as `other`, a path no route matches as `<unmatched>`."""
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
+from collections.abc import Callable
 from time import perf_counter
 
 import structlog
@@ -16,39 +19,53 @@ from result_aggregator_service.metrics import ServiceMetrics
 
 CORRELATION_HEADER = "X-Correlation-ID"
 UNMATCHED_ROUTE = "<unmatched>"
+OTHER_METHOD = "other"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._:\-]")
 
 log = structlog.get_logger(__name__)
 
 
+def new_correlation_id() -> str:
+    """A random UUID (version 4 form) from the process's PRNG: a correlation id need not be
+    unpredictable, and uuid4() asks the kernel for 16 bytes on every request."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 def install_request_observability(app: Quart, container: AsyncContainer) -> None:
     """Register the hooks; call it before any other `before_request` so that even rejected requests
     carry a correlation id."""
+    # the labelled series, bound once each (labels() costs a lock and a dict lookup per call)
+    series: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+
+    async def observers(method: str, route: str, status: int) -> tuple[Callable[[], None], Callable[[float], None]]:
+        found = series.get((method, route, status))
+        if found is None:
+            metrics = await container.get(ServiceMetrics)
+            labels = (method, route, str(status))
+            found = (metrics.http_requests.labels(*labels).inc, metrics.http_latency.labels(*labels).observe)
+            series[method, route, status] = found
+        return found
 
     @app.before_request
     async def bind_correlation_id() -> None:
         g.started = perf_counter()
         # the caller's id, kept to the characters and length safe in a header and a log line
-        offered = _UNSAFE_ID_CHARACTERS.sub("", request.headers.get(CORRELATION_HEADER, ""))[:128]
-        g.correlation_id = offered or str(uuid.uuid4())
+        offered = request.headers.get(CORRELATION_HEADER)
+        g.correlation_id = (offered and _UNSAFE_ID_CHARACTERS.sub("", offered)[:128]) or new_correlation_id()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=g.correlation_id)
         annotate_current_span(correlation_id=g.correlation_id)
 
     @app.after_request
     async def echo_and_count(response: Response) -> Response:
-        correlation_id = getattr(g, "correlation_id", None) or str(uuid.uuid4())
+        correlation_id = getattr(g, "correlation_id", None) or new_correlation_id()
         response.headers[CORRELATION_HEADER] = correlation_id
+        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-        status = str(response.status_code)
-        metrics = await container.get(ServiceMetrics)
-        metrics.http_requests.labels(request.method, route, status).inc()
-        elapsed = perf_counter() - getattr(g, "started", perf_counter())
-        metrics.http_latency.labels(request.method, route, status).observe(elapsed)
+        count, observe = await observers(method, route, response.status_code)
+        count()
+        observe(perf_counter() - getattr(g, "started", perf_counter()))
         if response.status_code >= 500:
-            log.warning("request_failed", method=request.method, route=route, status=response.status_code)
+            log.warning("request_failed", method=method, route=route, status=response.status_code)
         return response
-
-    @app.teardown_request
-    async def unbind(_: BaseException | None) -> None:
-        structlog.contextvars.clear_contextvars()

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 
 from dishka import AsyncContainer
 from quart.typing import TestClientProtocol
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from result_aggregator_service.config import Settings
@@ -45,10 +45,12 @@ async def ingest(container: AsyncContainer, events: Sequence[dict[str, Any]]) ->
 
 
 class StatementLog:
-    """Every SQL statement the engine sends while attached (proves what did and did not hit PostgreSQL)."""
+    """Every SQL statement any engine of this process sends while attached (the API's read model has an
+    engine of its own): proves what did and did not hit PostgreSQL. `engine` says which database."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.sync_engine
+        self.engine: type[Engine] = Engine
+        self.url = engine.url
         self.statements: list[str] = []
 
     def __enter__(self) -> StatementLog:
@@ -58,8 +60,9 @@ class StatementLog:
     def __exit__(self, *_: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._record)
 
-    def _record(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        self.statements.append(statement)
+    def _record(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if conn.engine.url == self.url:
+            self.statements.append(statement)
 
     def reading(self, table: str) -> list[str]:
         return [s for s in self.statements if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s]

@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from result_aggregator_service.adapters.response_cache import RedisResponseCache, batch_key
+from result_aggregator_service.adapters.response_cache import batch_key
 from result_aggregator_service.adapters.tables import batches
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.routes import BATCH_STATUS_ROUTE
 from result_aggregator_service.metrics import ServiceMetrics
-from result_aggregator_service.service_layer.ports import BatchChange
+from result_aggregator_service.service_layer.ports import BatchChange, ChangeSink
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.integration.api_support import (
     API_KEY,
@@ -130,7 +130,7 @@ async def test_waiters_ask_again_when_the_shared_answer_could_not_be_cached(
     client: Client, api_services: AsyncContainer
 ) -> None:
     batch_id = await registered_batch(api_services)
-    engine, cache = await api_services.get(AsyncEngine), await api_services.get(RedisResponseCache)
+    engine, cache = await api_services.get(AsyncEngine), await api_services.get(ChangeSink)
     misses_before = await lookups(api_services, "miss")
 
     with StatementLog(engine) as sql:

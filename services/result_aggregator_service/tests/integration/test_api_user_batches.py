@@ -115,34 +115,3 @@ async def test_batches_of_other_users_and_unregistered_batches_are_not_listed(
     await ingest(api_services, [samples.spellcheck_result(samples.new_id("batch-"), "e1")])
 
     assert ids(await page(client, user_id)) == mine
-
-
-@pytest.mark.parametrize(
-    ("query", "parameter"),
-    [
-        ("?limit=0", "limit"),
-        ("?limit=101", "limit"),
-        ("?limit=-1", "limit"),
-        ("?limit=ten", "limit"),
-        ("?limit=2.5", "limit"),
-        ("?limit=", "limit"),
-        ("?limit=1&limit=2", "limit"),
-        ("?offset=-1", "offset"),
-        ("?offset=x", "offset"),
-        ("?offset=99999999999999999999999", "offset"),
-        ("?status=processing", "status"),  # a client status, not an internal one
-        ("?status=COMPLETED_SUCCESSFULLY", "status"),
-        ("?status=nonsense", "status"),
-    ],
-)
-async def test_a_malformed_or_out_of_range_parameter_is_a_400_naming_it(
-    query: str, parameter: str, client: Client
-) -> None:
-    response = await client.get(f"{USER_BATCHES.format('some-user')}{query}", headers=AUTH)
-
-    assert response.status_code == 400
-    assert response.content_type == "application/json"
-    body = await response.get_json()
-    assert body["error"] == "invalid_parameter"
-    assert body["message"].startswith(f"{parameter}:")
-    assert body["correlation_id"] == response.headers["X-Correlation-ID"]

@@ -102,7 +102,7 @@ async def test_the_wrapper_counts_connection_failures_and_answers_circuit_open_w
     with pytest.raises(CircuitOpen) as refused:
         async with circuit.guard():
             raise AssertionError("the call must not run while the circuit is open")
-    assert (refused.value.status, refused.value.retry_after_seconds) == (503, 4)
+    assert (refused.value.code, refused.value.retry_after) == (503, 4)
     clock.now = 5.0
     async with circuit.guard():
         pass
