@@ -5,6 +5,7 @@
     ras parked list|summary|show|replay|discard
     ras lag                           consumer lag per partition, in records and seconds
     ras health                        the API, the worker and (--direct) the dependencies
+    ras demo [--rate R] [--batches N] [--duration S] [--users U]   sample lifecycles to the local Kafka
 
 A new area is a module with its own `typer.Typer()` (or a function) added below. Every command takes
 `--json` for scripts; exit codes are in `output.py`.
@@ -30,6 +31,14 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(parked.app, name="parked")
 app.command()(lag.lag)
 app.command()(health.health)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def demo(context: typer.Context) -> None:
+    """Publish realistic batch lifecycles to Kafka (its own options: ras demo --help)."""
+    from result_aggregator_service.entrypoints import demo as demo_producer
+
+    demo_producer.main(context.args)
 
 
 @app.command()

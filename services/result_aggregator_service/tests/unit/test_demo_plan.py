@@ -22,3 +22,15 @@ def test_a_duration_without_a_batch_count_runs_until_the_time_is_up() -> None:
 def test_nonsense_counts_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_plan(argv)
+
+
+def test_ras_demo_hands_its_options_to_the_demo_producer() -> None:
+    from typer.testing import CliRunner
+
+    from result_aggregator_service.cli.main import app
+
+    shown = CliRunner().invoke(app, ["demo", "--help"])
+    assert shown.exit_code == 0
+    assert "--rate" in shown.output and "--batches" in shown.output
+    refused = CliRunner().invoke(app, ["demo", "--rate", "fast"])
+    assert refused.exit_code == 2  # the producer's own argument parser said no
