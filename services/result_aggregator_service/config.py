@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9101
     kafka_session_timeout_seconds: float = 10.0
     kafka_rebalance_timeout_seconds: float = 10.0
+    kafka_fetch_max_wait_ms: int = Field(20, ge=0)
     lag_interval_seconds: float = Field(5.0, gt=0)
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps

@@ -36,6 +36,9 @@ def record_source(settings: Settings, metrics: ServiceMetrics) -> KafkaRecordSou
         enable_auto_commit=False,  # offsets move only after the transaction and the cache invalidation
         auto_offset_reset="earliest",
         max_poll_records=settings.micro_batch_max_events,
+        # how long the broker holds a fetch with no data: a record for a partition left out of the fetch
+        # in flight (it still had buffered records) waits up to this long, whatever the load
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
         rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_seconds * 1000),
         heartbeat_interval_ms=int(max(settings.kafka_session_timeout_seconds / 10, 0.5) * 1000),
