@@ -15,13 +15,19 @@ from huleedu_service_libs.retry import Backoff, retry_forever
 from huleedu_service_libs.spans import batch_span
 from result_aggregator_service.adapters.transient import is_transient
 from result_aggregator_service.metrics import ServiceMetrics
-from result_aggregator_service.service_layer.ingest import IngestReport, park_unprocessable, process_batch
+from result_aggregator_service.service_layer.ingest import (
+    DecodedRecords,
+    IngestReport,
+    park_unprocessable,
+    process_batch,
+)
 from result_aggregator_service.service_layer.ports import ChangeSink, ParkReason, RawRecord, SeenEventHints, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
 
-async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawRecord]) -> None:
+async def ingest_until_applied(container: AsyncContainer, batch: Sequence[RawRecord] | DecodedRecords) -> None:
+    records = batch.records if isinstance(batch, DecodedRecords) else batch
     metrics = await container.get(ServiceMetrics)
     backoff = await container.get(Backoff)
 
@@ -32,7 +38,7 @@ async def ingest_until_applied(container: AsyncContainer, records: Sequence[RawR
         metrics.observe_ingest(report, len(batch), perf_counter() - started)
 
     try:
-        await until_done(lambda: _process(container, records), records)
+        await until_done(lambda: _process(container, batch), records)
         return
     except Exception:
         log.exception("micro_batch_failed_retrying_one_by_one", size=len(records))
@@ -62,11 +68,12 @@ async def _park_whatever_happens(
         await until_done(lambda: _park(container, record, ParkReason.UNSTORABLE, cause, minimal=True), [record])
 
 
-async def _process(container: AsyncContainer, records: Sequence[RawRecord]) -> IngestReport:
+async def _process(container: AsyncContainer, batch: Sequence[RawRecord] | DecodedRecords) -> IngestReport:
+    records = batch.records if isinstance(batch, DecodedRecords) else batch
     with batch_span("ras micro-batch", len(records), ((r.value, r.headers) for r in records)):
         async with container() as request:
             return await process_batch(
-                records, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
+                batch, await request.get(UnitOfWork), await request.get(SeenEventHints), await request.get(ChangeSink)
             )
 
 

@@ -24,6 +24,7 @@ from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.providers import make_container
+from result_aggregator_service.service_layer.ingest import DecodedRecords, decode_records
 
 log = structlog.get_logger(__name__)
 _IDLE_WAIT_SECONDS = 1.0  # how long one poll waits when nothing arrives (the loop then polls again)
@@ -66,12 +67,22 @@ async def consume(
     settings: Settings, container: AsyncContainer, source: KafkaRecordSource, stopping: asyncio.Event
 ) -> None:
     """Apply micro-batches until asked to stop; the micro-batch in flight finishes first (or, cancelled
-    after the grace period, rolls back with its offsets uncommitted)."""
-    while not stopping.is_set():
-        records = await source.next_batch(settings.micro_batch_max_events, _IDLE_WAIT_SECONDS)
-        if records:
-            await ingest_until_applied(container, records)
-            await source.commit(records)
+    after the grace period, rolls back with its offsets uncommitted). The next micro-batch is fetched and
+    decoded while the current one waits on the database; its offsets still go only after its own commit."""
+
+    async def fetched_and_decoded() -> DecodedRecords:
+        return decode_records(await source.next_batch(settings.micro_batch_max_events, _IDLE_WAIT_SECONDS))
+
+    ahead = asyncio.create_task(fetched_and_decoded())
+    try:
+        while not stopping.is_set():
+            batch = await ahead
+            ahead = asyncio.create_task(fetched_and_decoded())
+            if batch.records:
+                await ingest_until_applied(container, batch)
+                await source.commit(batch.records)
+    finally:
+        ahead.cancel()
 
 
 async def observe_lag(source: KafkaRecordSource, metrics: ServiceMetrics, every_seconds: float) -> None:

@@ -55,11 +55,35 @@ Decoded = tuple[RawRecord, EventEnvelope[Any]]
 _log = structlog.get_logger(__name__)
 
 
-async def process_batch(
-    records: Sequence[RawRecord], uow: UnitOfWork, hints: SeenEventHints, changes: ChangeSink
-) -> IngestReport:
+@dataclass(frozen=True)
+class DecodedRecords:
+    """A micro-batch after decoding, which needs no I/O: its events (the first of each id), and what
+    decoding alone decided (the records it parked, duplicates within the micro-batch). The worker decodes
+    the next micro-batch while the current one waits on the database."""
+
+    records: Sequence[RawRecord]
+    events: list[Decoded]
+    parked: list[Parked]
+    duplicates: Counter[str]  # topic -> events seen twice in this micro-batch
+
+
+def decode_records(records: Sequence[RawRecord]) -> DecodedRecords:
     report = IngestReport()
-    decoded = _decode(records, report)
+    events = _decode(records, report)
+    duplicates = Counter({topic: n for (topic, outcome), n in report.outcomes.items() if outcome == "duplicate"})
+    return DecodedRecords(records, events, report.parked, duplicates)
+
+
+async def process_batch(
+    batch: Sequence[RawRecord] | DecodedRecords, uow: UnitOfWork, hints: SeenEventHints, changes: ChangeSink
+) -> IngestReport:
+    decoding = batch if isinstance(batch, DecodedRecords) else decode_records(batch)
+    report = IngestReport(parked=list(decoding.parked))
+    for parked in decoding.parked:
+        report.outcomes[parked.record.topic, "parked"] += 1
+    for topic, count in decoding.duplicates.items():
+        report.outcomes[topic, "duplicate"] += count
+    decoded = decoding.events
     hinted = await hints.seen([envelope.event_id for _, envelope in decoded])
     async with uow:
         confirmed = await uow.applied(hinted) if hinted else set()
