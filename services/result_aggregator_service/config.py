@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_shared("REDIS_URL"))
     database_pool_size: int = Field(10, ge=1)
+    # bounds on every database connection (client-side; server-side statement, lock and idle transaction)
+    database_command_timeout_seconds: float = Field(60.0, gt=0)
+    database_statement_timeout_seconds: float = Field(30.0, gt=0)
+    database_lock_timeout_seconds: float = Field(10.0, gt=0)
+    database_idle_in_transaction_seconds: float = Field(60.0, gt=0)
 
     # consumption
     consumer_group: str = "result_aggregator_group"

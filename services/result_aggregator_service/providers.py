@@ -91,11 +91,27 @@ class ServiceProvider(Provider):
 
 
 def _engine(settings: Settings, **options: Any) -> AsyncEngine:
+    """Every connection bounded on both sides: the client gives up on a statement (a black-holed
+    connection), the server cancels one that runs or waits for a lock too long, and ends a transaction
+    left idle (a frozen client holding row locks). All of them are transient to the worker: it pauses
+    and retries."""
+
+    def milliseconds(seconds: float) -> str:
+        return str(int(seconds * 1000))
+
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
-        connect_args={"timeout": 5},
+        connect_args={
+            "timeout": 5,
+            "command_timeout": settings.database_command_timeout_seconds,
+            "server_settings": {
+                "statement_timeout": milliseconds(settings.database_statement_timeout_seconds),
+                "lock_timeout": milliseconds(settings.database_lock_timeout_seconds),
+                "idle_in_transaction_session_timeout": milliseconds(settings.database_idle_in_transaction_seconds),
+            },
+        },
         **options,
     )
 

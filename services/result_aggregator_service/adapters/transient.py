@@ -15,7 +15,11 @@ _TRANSIENT_SQLSTATES = (
     "53",  # insufficient resources: disk full, out of memory, too many connections
     "57P",  # operator intervention: admin or crash shutdown, cannot connect now
     "25006",  # read-only transaction: a failover to a standby
-    "55P03",  # lock not available
+    "25P03",  # idle-in-transaction timeout: the server ended a transaction a frozen client held
+    "55P03",  # lock not available (lock_timeout)
+    "57014",  # query canceled (statement_timeout)
+    "58",  # system error: I/O error, undefined file
+    "XX",  # internal error (XX000), data or index corrupted: the server's state, not the event's
     "40001",  # serialization failure
     "40P01",  # deadlock detected
     "42P01",  # undefined table: the database is not migrated yet

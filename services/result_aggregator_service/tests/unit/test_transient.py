@@ -30,6 +30,11 @@ def raised_from(cause: BaseException) -> BaseException:
         ReadOnlyError("You can't write against a read only replica."),
         raised_from(asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction")),
         raised_from(asyncpg.exceptions.DiskFullError("could not extend file")),
+        raised_from(asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")),
+        raised_from(asyncpg.exceptions.LockNotAvailableError("canceling statement due to lock timeout")),
+        raised_from(asyncpg.exceptions.PostgresIOError("could not read block")),
+        raised_from(asyncpg.exceptions.InternalServerError("unexpected chunk number")),
+        raised_from(asyncpg.exceptions.IdleInTransactionSessionTimeoutError("idle-in-transaction timeout")),
     ],
     ids=[
         "refused",
@@ -41,6 +46,11 @@ def raised_from(cause: BaseException) -> BaseException:
         "redis-replica",
         "pg-standby",
         "disk",
+        "statement-timeout",
+        "lock-timeout",
+        "io-error",
+        "XX000",
+        "idle-in-transaction-timeout",
     ],
 )
 def test_an_unavailable_or_unready_dependency_is_transient(error: BaseException) -> None:
@@ -52,10 +62,9 @@ def test_an_unavailable_or_unready_dependency_is_transient(error: BaseException)
     [
         raised_from(asyncpg.exceptions.StringDataRightTruncationError("value too long for type varchar(100)")),
         raised_from(asyncpg.exceptions.NumericValueOutOfRangeError("integer out of range")),
-        raised_from(asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")),
         ValueError("a bug"),
     ],
-    ids=["too-long", "out-of-range", "statement-timeout", "bug"],
+    ids=["too-long", "out-of-range", "bug"],
 )
 def test_an_error_about_the_data_is_not_transient(error: BaseException) -> None:
     assert not is_transient(error)
