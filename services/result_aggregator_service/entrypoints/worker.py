@@ -15,12 +15,12 @@ import signal
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from dishka import AsyncContainer
-from prometheus_client import start_http_server
 
 from huleedu_service_libs.logging import configure_logging
 from huleedu_service_libs.tracing import configure_tracing
 from result_aggregator_service.adapters.kafka_source import KafkaRecordSource
 from result_aggregator_service.config import Settings
+from result_aggregator_service.entrypoints import worker_http
 from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.providers import make_container
@@ -98,7 +98,7 @@ async def observe_lag(source: KafkaRecordSource, metrics: ServiceMetrics, every_
 
 async def run(settings: Settings, container: AsyncContainer) -> None:
     metrics = await container.get(ServiceMetrics)
-    start_http_server(settings.worker_metrics_port, settings.http_host, registry=metrics.registry)
+    worker_http.serve(metrics, settings.http_host, settings.worker_metrics_port, settings.worker_stall_seconds)
     source = record_source(settings, metrics)
     await source.start()
     consuming = asyncio.current_task()
