@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     kafka_rebalance_timeout_seconds: float = 10.0
     kafka_fetch_max_wait_ms: int = Field(20, ge=0)
     lag_interval_seconds: float = Field(5.0, gt=0)
+    # idempotency claims older than this are pruned: keep it longer than the topics' retention
+    processed_events_retention_days: float = Field(30.0, gt=0)
+    processed_events_prune_interval_seconds: float = Field(3600.0, gt=0)
+    processed_events_prune_batch: int = Field(5000, ge=1)
     worker_stall_seconds: float = Field(120.0, gt=0)  # lag and no commit this long: /healthz answers 503
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps

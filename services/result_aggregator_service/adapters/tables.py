@@ -98,6 +98,8 @@ processed_events = Table(
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+Index("ix_processed_events_processed_at", processed_events.c.processed_at)  # retention prunes by age
+
 # Bad input, kept with its raw bytes until an operator replays or discards it.
 parked_events = Table(
     "parked_events",

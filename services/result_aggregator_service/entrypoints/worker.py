@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import timedelta
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from dishka import AsyncContainer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huleedu_service_libs.logging import configure_logging
 from huleedu_service_libs.tracing import configure_tracing
 from result_aggregator_service.adapters.kafka_source import KafkaRecordSource
+from result_aggregator_service.adapters.retention import prune_processed_events
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints import worker_http
 from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
@@ -96,6 +99,20 @@ async def observe_lag(source: KafkaRecordSource, metrics: ServiceMetrics, every_
         await asyncio.sleep(every_seconds)
 
 
+async def prune_claims(settings: Settings, container: AsyncContainer) -> None:
+    """Claims older than the retention horizon go, a small batch at a time; retention never stops the worker."""
+    horizon = timedelta(days=settings.processed_events_retention_days)
+    sessions = await container.get(async_sessionmaker[AsyncSession])
+    while True:
+        try:
+            pruned = await prune_processed_events(sessions, horizon, settings.processed_events_prune_batch)
+            if pruned:
+                log.info("processed_events_pruned", rows=pruned, horizon_days=settings.processed_events_retention_days)
+        except Exception as error:
+            log.warning("processed_events_prune_failed", error=repr(error))
+        await asyncio.sleep(settings.processed_events_prune_interval_seconds)
+
+
 async def run(settings: Settings, container: AsyncContainer) -> None:
     metrics = await container.get(ServiceMetrics)
     worker_http.serve(metrics, settings.http_host, settings.worker_metrics_port, settings.worker_stall_seconds)
@@ -113,6 +130,7 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     lag = asyncio.create_task(observe_lag(source, metrics, settings.lag_interval_seconds))
+    retention = asyncio.create_task(prune_claims(settings, container))
     try:
         await consume(settings, container, source, stopping)
     except asyncio.CancelledError:
@@ -122,6 +140,7 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
         for handle in deadline:
             handle.cancel()
         lag.cancel()
+        retention.cancel()
         await source.stop()
         await container.close()
 
