@@ -4,6 +4,7 @@ of Prometheus' HTTP API (the scrape and dashboard tests share them)."""
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from local_stack import ensure_prometheus, prometheus
 from result_aggregator_service.config import Settings
 from result_aggregator_service.tests.processes import stop
 from tests.conftest import API_HEADERS, LOG_DIR, free_port, spawn, wait_for
+from tests.kafka_groups import position_group_at_end
 
 OBSERVED_GROUP = "result_aggregator_observability"
 
@@ -46,13 +48,14 @@ def finite(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def observed_roles(settings: Settings) -> AsyncIterator[ObservedRoles]:
     prometheus_url = ensure_prometheus()
     worker_port, api_port = free_port(), free_port()
+    group = f"{OBSERVED_GROUP}-{uuid.uuid4().hex[:8]}"  # from the topics' end: no other test's backlog
+    await position_group_at_end(settings.kafka_bootstrap_servers, group)
     common = {"RESULT_AGGREGATOR_LOG_FORMAT": "console"}
     worker = spawn(
         "result_aggregator_service.entrypoints.worker",
         {
             **common,
-            "RESULT_AGGREGATOR_CONSUMER_GROUP": OBSERVED_GROUP,
-            "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",
+            "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
             "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(worker_port),
         },
         "observed-worker.log",
