@@ -61,7 +61,9 @@ def worker_env(database_url: str, redis_url: str, group: str) -> dict[str, str]:
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "1",
-        "RESULT_AGGREGATOR_LOG_JSON": "false",
+        # production's renderer: the console one renders tracebacks with locals, which can block the loop
+        # for seconds and cost the worker its group membership
+        "RESULT_AGGREGATOR_LOG_JSON": "true",
     }
 
 

@@ -113,8 +113,24 @@ async def differing_batches(
         async with limit:
             url = f"/internal/v1/batches/{batch_id}/status"
             mine, theirs = await faulted.get(url), await reference.get(url)
-        if (mine.status_code, mine.content and mine.json()) == (theirs.status_code, theirs.content and theirs.json()):
-            return None
-        return f"{batch_id}: {mine.status_code} {mine.text[:300]} != reference {theirs.status_code} {theirs.text[:300]}"
+        if mine.status_code != theirs.status_code:
+            return f"{batch_id}: answered {mine.status_code}, the reference {theirs.status_code}"
+        differences = _differences(mine.json(), theirs.json()) if mine.status_code == 200 else []
+        return f"{batch_id}: {'; '.join(differences[:3])}" if differences else None
 
     return [d for d in await asyncio.gather(*(differs(b) for b in batch_ids)) if d is not None]
+
+
+def _differences(mine: Any, theirs: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ, as `path: mine != reference`."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return [
+            d
+            for key in sorted(mine.keys() | theirs.keys())
+            for d in _differences(mine.get(key), theirs.get(key), f"{path}.{key}")
+        ]
+    if isinstance(mine, list) and isinstance(theirs, list) and len(mine) == len(theirs):
+        return [
+            d for n, (a, b) in enumerate(zip(mine, theirs, strict=True)) for d in _differences(a, b, f"{path}[{n}]")
+        ]
+    return [] if mine == theirs else [f"{path or '.'}: {mine!r} != reference {theirs!r}"]
