@@ -4,7 +4,7 @@ transaction, all under a steady load: the worker pauses and retries; nothing is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,7 +29,7 @@ BLACK_HOLE_BOUND_SECONDS = 30.0  # a worker whose connection went silent applies
 
 
 @pytest.fixture
-def database_proxy(settings: Settings) -> AsyncIterator[TcpProxy]:
+def database_proxy(settings: Settings) -> Iterator[TcpProxy]:
     parts = urlsplit(settings.database_url)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0).start()
     yield proxy

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.infra
 @pytest.fixture
 async def redis_admin(settings: Settings) -> AsyncIterator[Redis]:
     """The stack's Redis, with its memory settings restored afterwards whatever the test did."""
-    redis = Redis.from_url(settings.redis_url)
-    saved = {**await redis.config_get("maxmemory"), **await redis.config_get("maxmemory-policy")}
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    saved = {name: str((await redis.config_get(name))[name]) for name in ("maxmemory", "maxmemory-policy")}
     try:
         yield redis
     finally:
