@@ -78,7 +78,7 @@ async def test_fuzzed_records_with_nul_in_header_names_are_applied_or_parked(
 ) -> None:
     registration = samples.batch_registered(samples.new_id("fuzz-"), ["e1"])
     registration["data"]["course_code"] = None  # a schema error: parked with its headers
-    header = [("trace\x00id", b"x")]
+    header: list[tuple[str, bytes | None]] = [("trace\x00id", b"x")]
     nul_record = FuzzedRecord(registration["event_type"], None, samples.to_bytes(registration), header, "NUL header")
     run_seed = random.randrange(2**32)
     drawn = draw_records(profile.fuzzed_records, run_seed, nul_in_header_names=True)
