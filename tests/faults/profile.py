@@ -29,8 +29,8 @@ class Profile:
 SHORT = Profile(
     "short",
     rate=200,
-    events=2_000,
-    kill_events=2_400,
+    events=1_200,
+    kill_events=1_600,
     min_kills=2,
     fault_seconds=4,
     recovery_bound_seconds=45,

@@ -20,7 +20,7 @@ from tests.faults.fuzzed_records import FuzzedRecord, draw_records, encode_with
 from tests.faults.profile import Profile
 
 pytestmark = pytest.mark.infra
-SETTLE_SECONDS = 30.0
+SETTLE_SECONDS = 20.0
 _PARKED = text(
     'SELECT topic, partition, "offset", reason FROM parked_events'
     ' WHERE partition = ANY(:partitions) AND "offset" = ANY(:offsets)'

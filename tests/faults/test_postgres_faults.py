@@ -25,7 +25,7 @@ PROXY_DELAY_SECONDS = 0.05  # per forwarded chunk, each way: a round trip costs 
 DATABASE_TIMEOUT = "1s"
 LOCK_HOLD_SECONDS = 5.0
 LOCKED_BATCHES = 5
-BLACK_HOLE_BOUND_SECONDS = 30.0  # a worker whose connection went silent applies again within this
+BLACK_HOLE_BOUND_SECONDS = 20.0  # a worker whose connection went silent applies again within this
 
 
 @pytest.fixture
