@@ -121,11 +121,13 @@ class FaultBench:
         """Wait for every event's claim; give up early once all the missing ones are parked (a defect the
         verifier then reports, not a worker still busy)."""
         deadline = time.monotonic() + self.profile.catch_up_seconds
+        batch_of = {p.event_id: p.batch_id for p in self.load.published}
         engine = engine_for(self.database_url)
         try:
             while not await self.tracker.wait_all(2.0):
                 missing = self.tracker.missing
-                if time.monotonic() > deadline or len(await verifier.parked(engine, missing, [])) >= len(missing):
+                parked = await verifier.parked(engine, missing, sorted({batch_of[e] for e in missing}))
+                if time.monotonic() > deadline or len(parked) >= len(missing):
                     return False
         finally:
             await engine.dispose()

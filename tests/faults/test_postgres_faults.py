@@ -9,11 +9,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import migrate
 from result_aggregator_service.config import Settings
 from result_aggregator_service.tests.contract import sample_envelopes as samples
-from tests.conftest import _through
+from tests.conftest import _through, wait_for
 from tests.faults.bench import FaultBench
 from tests.faults.claims import engine_for
 from tests.faults.profile import Profile
@@ -84,9 +85,9 @@ async def test_a_row_locked_longer_than_the_database_timeout_pauses_and_parks_no
         await connection.commit()
     await bench.start(database_url=database)
     load = bench.run_load()
-    await bench.until_published(profile.events // 3)
-    locked = bench.load.batch_ids[:LOCKED_BATCHES]
     await bench.progress_after(bench.cleared("worker started"), "the worker's start")
+    locked = bench.load.batch_ids[:LOCKED_BATCHES]
+    await wait_for(lambda: _registered(admin, locked), within=profile.recovery_bound_seconds, what="the batches")
     try:
         async with admin.connect() as connection:
             for unlimited in ("lock_timeout", "statement_timeout"):
@@ -105,6 +106,12 @@ async def test_a_row_locked_longer_than_the_database_timeout_pauses_and_parks_no
     finally:
         await admin.dispose()
     figures.assert_clean()
+
+
+async def _registered(engine: AsyncEngine, batch_ids: list[str]) -> bool:
+    async with engine.connect() as connection:
+        query = text("SELECT count(*) FROM batches WHERE batch_id = ANY(:ids) AND is_registered")
+        return int((await connection.execute(query, {"ids": batch_ids})).scalar_one()) == len(batch_ids)
 
 
 @pytest.mark.xfail(
