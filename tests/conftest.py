@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from common_core.topics import CONSUMED_TOPICS
 from result_aggregator_service.config import Settings
 from result_aggregator_service.tests.processes import stop
+from tests.kafka_groups import position_group_at_end
 from tests.tcp_proxy import TcpProxy
 
 UNMAPPED_TOPIC = "huleedu.e2e.unmapped.v1"
@@ -100,13 +102,16 @@ async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.fixture(scope="module")
-def worker_process(
+async def worker_process(
     settings: Settings, postgres_proxy: TcpProxy, redis_proxy: TcpProxy
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    # a new group from the topics' end: what other tests (the fault suite) left on them is not this worker's
+    group = f"result_aggregator_e2e-{uuid.uuid4().hex[:8]}"
+    await position_group_at_end(settings.kafka_bootstrap_servers, group)
     env = {
         "DATABASE_URL": _through(postgres_proxy, settings.database_url),
         "REDIS_URL": _through(redis_proxy, settings.redis_url),
-        "RESULT_AGGREGATOR_CONSUMER_GROUP": "result_aggregator_e2e",
+        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_SUBSCRIBED_TOPICS": json.dumps([*CONSUMED_TOPICS, UNMAPPED_TOPIC]),
         "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "0.5",

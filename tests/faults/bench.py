@@ -4,6 +4,7 @@ the stale reader; at the end the reference (worker + API on a fresh database) an
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from common_core.topics import CONSUMED_TOPICS
 from conftest import migrate
 from result_aggregator_service.config import Settings
 from tests.faults import verifier
@@ -41,7 +43,14 @@ class FaultBench:
         self._cleared: list[tuple[str, float]] = []
         self._closers: list[Callable[[], Awaitable[object] | object]] = []
 
-    async def start(self, workers: int = 1, *, database_url: str | None = None, worker_database_url: str = "") -> None:
+    async def start(
+        self,
+        workers: int = 1,
+        *,
+        database_url: str | None = None,
+        worker_database_url: str = "",
+        extra_topics: tuple[str, ...] = (),
+    ) -> None:
         """Faulted workers (reaching the database through `worker_database_url` if given), their API,
         the load (not yet running), the tracker and the reader. The reference's group is positioned now."""
         self.database_url = database_url or self.settings.database_url
@@ -50,6 +59,8 @@ class FaultBench:
         for group in (self.group, self._reference_group):
             await position_group_at_end(self.settings.kafka_bootstrap_servers, group)
         self.env = worker_env(worker_database_url or self.database_url, self.settings.redis_url, self.group)
+        if extra_topics:
+            self.env["RESULT_AGGREGATOR_SUBSCRIBED_TOPICS"] = json.dumps([*CONSUMED_TOPICS, *extra_topics])
         self.workers = [WorkerProcess(f"w{n}-{run}", self.env).start() for n in range(workers)]
         self._closers += [w.stop for w in self.workers]
         self.api, self.client = await self._api("faulted", self.database_url, self.settings.redis_url)
