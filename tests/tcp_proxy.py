@@ -1,10 +1,12 @@
-"""A loopback TCP proxy that a test can cut and restore: a real outage of the server behind it."""
+"""A loopback TCP proxy that a test can cut and restore (a real outage of the server behind it), slow down
+(a delay on every chunk it forwards) or black-hole (open connections stop forwarding but stay open)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -13,7 +15,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._black_holed: set[socket.socket] = set()
         self.port = 0
+        self.delay_seconds = 0.0  # added before each forwarded chunk, both directions
 
     def start(self) -> TcpProxy:
         listener = socket.create_server(("127.0.0.1", self.port))
@@ -36,6 +40,23 @@ class TcpProxy:
     def restore(self) -> None:
         self.start()
 
+    def black_hole(self) -> int:
+        """Stop forwarding on every open connection without closing it, as a dead route would (data sent
+        into it is dropped); new connections still work. Returns how many connections were swallowed."""
+        with self._lock:
+            self._black_holed = set(self._sockets)
+            return len(self._black_holed) // 2
+
+    def close_black_holed(self) -> None:
+        """Reset the black-holed connections, so both ends finally see them fail."""
+        with self._lock:
+            holed, self._black_holed = self._black_holed, set()
+            self._sockets -= holed
+        for sock in holed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -56,7 +77,10 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                if self.delay_seconds:
+                    time.sleep(self.delay_seconds)
+                if source not in self._black_holed:
+                    sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -109,6 +110,16 @@ def ensure_prometheus() -> str:
         except StackError as exc:
             raise StackFailed([exc]) from exc
         return prometheus.url(ports["prometheus"])
+
+
+def restart(name: str, downtime_seconds: float = 0.0) -> None:
+    """Stop one server (`kafka`, `postgres` or `redis`) and start it again on the same ports with its data
+    (Redis keeps none): a fault for tests. Blocks until it answers again."""
+    server = next(server for server in SERVERS if name == server.NAME)
+    with _locked():
+        server.down()
+        time.sleep(downtime_seconds)
+        server.up(state.load_ports())
 
 
 def ensure_stack() -> dict[str, str]:

@@ -120,11 +120,15 @@ def wait_until(
     what: str,
 ) -> None:
     deadline = time.monotonic() + timeout
+    seen_dead = False
     while True:
         if check():
             return
-        if not alive():
+        # dead twice in a row: a child that has not exec'd yet still shows its parent's command line
+        dead = not alive()
+        if dead and seen_dead:
             raise StackError(part, "server exited during start-up", logs)
+        seen_dead = dead
         if time.monotonic() > deadline:
             raise StackError(part, f"{what} did not succeed within {timeout:.0f} s", logs)
         time.sleep(0.2)
