@@ -57,6 +57,7 @@ _LOCK_BATCHES = text(
     " FROM batches b LEFT JOIN unnest(CAST(:ids AS text[]), CAST(:cached AS int8[])) AS c(batch_id, version)"
     " ON c.batch_id = b.batch_id WHERE b.batch_id = ANY(CAST(:ids AS text[])) ORDER BY b.batch_id FOR UPDATE OF b"
 )
+_FACTS_OF = text("SELECT batch_id, facts::text FROM batches WHERE batch_id = ANY(CAST(:ids AS text[]))")
 _ESSAYS_OF = text("SELECT batch_id, facts::text FROM essays WHERE batch_id = ANY(CAST(:ids AS text[]))")
 _BATCH_VIEW = text(f"SELECT {', '.join(_BATCH_COLUMNS[:-1])} FROM batches WHERE batch_id = :id")
 _ESSAY_VIEWS = text(f"SELECT {', '.join(_ESSAY_COLUMNS[1:-1])} FROM essays WHERE batch_id = :id ORDER BY essay_id")
@@ -80,19 +81,25 @@ class SqlAlchemyBatchRepository:
         await self._session.execute(_PLACEHOLDERS, {"ids": missing})
         cached = [self._cache.version_of(batch_id) if self._cache else None for batch_id in missing]
         rows = (await self._session.execute(_LOCK_BATCHES, {"ids": missing, "cached": cached})).all()
-        stale = [batch_id for batch_id, _, facts in rows if facts is not None]
+        # Every hit is taken before anything new is cached: a put may evict an entry this very load counts on.
+        cache = self._cache
+        hits = {b: cache.get(b, version) for b, version, facts in rows if facts is None} if cache else {}
+        facts_of: dict[str, str] = {batch_id: facts for batch_id, _, facts in rows if facts is not None}
+        lost = [batch_id for batch_id, hit in hits.items() if hit is None]
+        if lost:  # not expected; read them like any other miss rather than start them empty
+            facts_of.update((await self._session.execute(_FACTS_OF, {"ids": lost})).tuples().all())
         essays_of: dict[str, dict[str, EssayResult]] = defaultdict(dict)
-        if stale:  # no lock needed on essays: every writer of an essay holds its batch's row lock
-            for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": stale}):
+        if facts_of:  # no lock needed on essays: every writer of an essay holds its batch's row lock
+            for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": list(facts_of)}):
                 essay = decode_essay(facts)
                 essays_of[batch_id][essay.essay_id] = essay
-        for batch_id, version, facts in rows:
-            if facts is None and self._cache and (hit := self._cache.get(batch_id, version)):
+        for batch_id, version, _ in rows:
+            if (hit := hits.get(batch_id)) is not None:
                 self._loaded[batch_id] = hit
-            elif facts is None or facts == "{}":  # "{}": a placeholder, nothing known about the batch yet
+            elif facts_of[batch_id] == "{}":  # a placeholder: nothing known about the batch yet
                 self._loaded[batch_id] = BatchResult(batch_id)
             else:
-                self._loaded[batch_id] = decode_batch(facts, essays_of[batch_id])
+                self._loaded[batch_id] = decode_batch(facts_of[batch_id], essays_of[batch_id])
                 if self._cache:  # read under the lock: what this version stands for, whatever happens next
                     self._cache.put(batch_id, version, self._loaded[batch_id])
 

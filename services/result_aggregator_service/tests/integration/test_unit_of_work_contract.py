@@ -168,3 +168,19 @@ class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
         essay = (await self.read(make_uow, batch_id)).essays["e1"]
         assert essay.slot is not None and essay.slot.original_file_name == "by-the-other-worker.docx"
         assert essay.spellcheck is not None
+
+    async def test_a_cache_smaller_than_the_micro_batch_never_loses_a_batchs_facts(self, make_uow: UowFactory) -> None:
+        """Caching what a load reads may evict an entry the same load counts on as a hit."""
+        tiny = FactsCache(capacity=2)
+
+        def make() -> UnitOfWork:
+            self.opened.append(self.sessions())
+            return SqlAlchemyUnitOfWork(self.opened[-1], tiny)
+
+        batch_ids = sorted(samples.new_id("batch-") for _ in range(3))
+        for batch_id in batch_ids:  # the cache ends up holding the last two
+            await self.ingest(make, [samples.batch_registered(batch_id, ["e1"])])
+        await self.ingest(make, [samples.slot_assigned(batch_id, "e1") for batch_id in batch_ids])
+        for batch_id in batch_ids:
+            batch = await self.read(make, batch_id)
+            assert batch.is_registered and batch.essays["e1"].slot is not None
