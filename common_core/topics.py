@@ -1,4 +1,4 @@
-"""Kafka topic names consumed by the Result Aggregator. Spelled once, here."""
+"""Kafka topic names the Result Aggregator consumes and publishes. Spelled once, here."""
 
 from typing import Final
 
@@ -16,4 +16,15 @@ CONSUMED_TOPICS: Final = (
     SPELLCHECK_RESULTS_TOPIC,
     ASSESSMENT_RESULT_PUBLISHED_TOPIC,
     BATCH_PIPELINE_COMPLETED_TOPIC,
+)
+
+# published by this service (brief §6), from its outbox
+BATCH_RESULTS_READY_TOPIC: Final = "huleedu.ras.batch.results.ready.v1"
+BATCH_ASSESSMENT_COMPLETED_TOPIC: Final = "huleedu.ras.batch.assessment.completed.v1"
+TEACHER_NOTIFICATION_REQUESTED_TOPIC: Final = "huleedu.notification.teacher.requested.v1"
+
+PRODUCED_TOPICS: Final = (
+    BATCH_RESULTS_READY_TOPIC,
+    BATCH_ASSESSMENT_COMPLETED_TOPIC,
+    TEACHER_NOTIFICATION_REQUESTED_TOPIC,
 )

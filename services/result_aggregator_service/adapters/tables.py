@@ -128,3 +128,22 @@ Index(
     unique=True,
 )
 Index("ix_parked_events_state", parked_events.c.state, parked_events.c.id)
+
+# Events this service publishes (brief §6): written in the transaction that made them due, published by
+# the relay in `id` order. `event_id` is stable for what the event announces, so a row made due twice is
+# inserted once and a re-publish after a crash carries the same id.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    # [[name, value], ...] as text: we write these headers ourselves, all UTF-8
+    Column("headers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+)
+# the relay's work queue: what is still unpublished, in order
+Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
