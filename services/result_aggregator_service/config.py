@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     database_circuit_failure_threshold: int = Field(5, ge=1)  # consecutive connection failures that open it
     database_circuit_cool_down_seconds: float = Field(5.0, gt=0)  # open this long, then one probe
     cache_max_pages_per_user: int = Field(20, ge=0)
+    # batch answers each API process also keeps in memory (0: off), dropped on the worker's announcements
+    api_local_cache_entries: int = Field(10_000, ge=0)
+    api_local_cache_seconds: float = Field(5.0, gt=0)  # a local copy's lifetime, at most
 
     # observability
     log_level: str = "INFO"

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dishka import AnyOf, AsyncContainer, Provider, Scope, make_async_container, provide
+from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from huleedu_service_libs.retry import Backoff
 from result_aggregator_service.adapters.facts_cache import FactsCache
+from result_aggregator_service.adapters.local_response_cache import (
+    InvalidationListener,
+    LocalEntries,
+    LocallyCachedResponses,
+)
 from result_aggregator_service.adapters.response_cache import RedisResponseCache
 from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -56,8 +61,20 @@ class ServiceProvider(Provider):
         return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
     @provide(scope=Scope.APP)
-    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[ResponseCache, ChangeSink]:
+    def change_sink(self, redis: Redis, settings: Settings) -> ChangeSink:
         return RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
+
+    @provide(scope=Scope.APP)
+    async def response_cache(self, redis: Redis, settings: Settings) -> AsyncIterator[ResponseCache]:
+        shared = RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
+        if settings.api_local_cache_entries == 0:
+            yield shared
+            return
+        entries = LocalEntries(settings.api_local_cache_entries, settings.api_local_cache_seconds)
+        listener = InvalidationListener(settings.redis_url, entries)
+        listener.start()
+        yield LocallyCachedResponses(shared, entries, listener)
+        await listener.stop()
 
     @provide(scope=Scope.APP)
     async def read_model(self, settings: Settings) -> AsyncIterator[ReadModel]:

@@ -31,6 +31,9 @@ from redis.typing import EncodableT
 from result_aggregator_service.service_layer.ports import BatchChange
 
 CHANGES_CHANNEL: Final = "ras:changes"
+# the batch ids whose answers an invalidation deletes, "\n"-joined, announced on hold and on release:
+# what each API process's local copies follow (adapters/local_response_cache.py)
+INVALIDATIONS_CHANNEL: Final = "ras:invalidations"
 HOLD_SECONDS: Final = 30
 FENCE_SECONDS: Final = 24 * 3600
 _log = structlog.get_logger(__name__)
@@ -68,7 +71,7 @@ return 1
 
 # KEYS: (value, generation, hold) per affected key, then the fences of the changed batches.
 # ARGV: 'hold' or 'release', owner token, hold ms, generation ttl, fence ttl, #triples, #fences, the
-# fences' versions, then the change notices to publish (on release).
+# fences' versions, the invalidation announcement, then the change notices to publish (on release).
 _INVALIDATE: Final = (
     """#!lua flags=allow-oom
 local n, m = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -77,6 +80,9 @@ for i = 1, 3 * n, 3 do
   redis.call('INCR', KEYS[i + 1])
   redis.call('EXPIRE', KEYS[i + 1], ARGV[4])
 end
+redis.call('PUBLISH', '"""
+    + INVALIDATIONS_CHANNEL
+    + """', ARGV[8 + m])
 if ARGV[1] == 'hold' then
   local now = redis.call('TIME')
   local deadline = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[3])
@@ -92,7 +98,7 @@ if ARGV[1] == 'hold' then
   return 1
 end
 for i = 3, 3 * n, 3 do redis.call('ZREM', KEYS[i], ARGV[2]) end
-for k = 8 + m, #ARGV do redis.call('PUBLISH', '"""
+for k = 9 + m, #ARGV do redis.call('PUBLISH', '"""
     + CHANGES_CHANNEL
     + """', ARGV[k]) end
 return 1
@@ -200,4 +206,5 @@ class RedisResponseCache:
             len(affected),
             len(versions),
         ]
-        await self._invalidate(keys=keys, args=[*head, *versions.values(), *notices])
+        announcement = "\n".join(versions)
+        await self._invalidate(keys=keys, args=[*head, *versions.values(), announcement, *notices])
