@@ -110,6 +110,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # keep the service's JSON logging
         "access_log": False,  # request metrics and error logs cover it; access lines would double the volume
         "timeout_graceful_shutdown": 10,
+        # uvicorn restarts a worker that has not started within this (default 5 s); on a busy machine a
+        # start takes longer, and each restart begins the imports again: it never came up under load
+        "timeout_worker_healthcheck": 60,
     }
 
 

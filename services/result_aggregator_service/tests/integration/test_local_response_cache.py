@@ -94,7 +94,9 @@ async def test_a_hit_is_served_from_memory_without_asking_redis(process: LocalOv
     assert (await process.read_batch(batch_id))[0] == b"answer"
 
 
-async def test_a_redis_hit_is_kept_locally_too(process: LocalOverRedis, other_process: LocalOverRedis, redis: Redis) -> None:
+async def test_a_redis_hit_is_kept_locally_too(
+    process: LocalOverRedis, other_process: LocalOverRedis, redis: Redis
+) -> None:
     batch_id = f"b-{uuid.uuid4()}"
     _, generation = await other_process.read_batch(batch_id)
     assert generation is not None and await other_process.fill_batch(batch_id, generation, b"shared", 1)
