@@ -21,7 +21,7 @@ from result_aggregator_service.adapters.response_cache import INVALIDATIONS_CHAN
 from result_aggregator_service.config import Settings
 from result_aggregator_service.service_layer.ports import BatchChange
 
-from .test_response_cache import ResponseCacheContract, a_change, committed
+from .test_response_cache import ResponseCacheContract, a_change
 
 
 class LocalOverRedis(LocallyCachedResponses):
@@ -115,7 +115,8 @@ async def test_every_process_drops_its_copy_before_the_workers_invalidation_retu
     if step == "hold":
         await other_process.batches_changing([change])
     else:
-        await committed(other_process, change)
+        await other_process.batches_changing([change])
+        await other_process.batches_changed([change])
     # no pause: the very next read of each process must not answer the old copy
     assert (await process.read_batch(change.batch_id))[0] is None
     assert (await other_process.read_batch(change.batch_id))[0] is None
