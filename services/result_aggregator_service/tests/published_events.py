@@ -159,7 +159,7 @@ def _duration(of: dict[str, list[JsonDict]], terminal: JsonDict) -> float:
     """Without the pipeline's figure: processing completed (the terminal fact) - started (the first
     phase outcome or essay result)."""
     processing = [wire_topics.BATCH_PHASE_OUTCOME_TOPIC, wire_topics.SPELLCHECK_RESULTS_TOPIC]
-    started = min((_order(e)[0] for t in [*processing, wire_topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC] for e in of[t]))
+    started = min(_order(e)[0] for t in [*processing, wire_topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC] for e in of[t])
     return max(0.0, (_order(terminal)[0] - started).total_seconds())
 
 
