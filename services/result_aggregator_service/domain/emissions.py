@@ -1,4 +1,4 @@
-"""Which published events a batch's folded state makes due (brief §6), and their exact content.
+"""Which published events a batch's folded state makes due (brief §6), as the outbox records them.
 
 Every field comes from the folded facts, never from the clock or the arrival order:
 - `event_id` is a UUIDv5 of (batch id, what it announces, CJ job id): a batch made due twice, or a
@@ -17,34 +17,30 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final
 
-from common_core.enums import BatchStatus, PhaseName, ProcessingStage
+from common_core.enums import BatchStatus, PhaseName
 from common_core.envelope import ContractModel, EventEnvelope
-from common_core.events import SystemProcessingMetadata
 from common_core.produced import (
     BatchAssessmentCompletedV1,
     BatchResultsReadyV1,
-    EssayRanking,
     NotificationCategory,
-    NotificationPriority,
-    NotificationType,
-    PhaseResultSummary,
     TeacherNotificationRequestedV1,
 )
-from result_aggregator_service.domain import rules
-from result_aggregator_service.domain.model import TRACKED_PHASES, AssessmentJob, BatchResult, Registration, Stamp
+from result_aggregator_service.domain.announcements import (
+    Announcement,
+    Notice,
+    assessment_completed,
+    assessment_completed_notice,
+    results_ready,
+    results_ready_notice,
+)
+from result_aggregator_service.domain.model import TRACKED_PHASES, BatchResult, Registration, Stamp
 
 SOURCE_SERVICE: Final = "result_aggregator_service"
 # the namespace of every published event id (a fixed, random UUID: changing it re-announces everything)
 EVENT_ID_NAMESPACE: Final = uuid.UUID("6f1c3a52-9d0e-4c7b-8a4f-2e5b7d9c1a30")
 _EARLY_STATUSES = frozenset({BatchStatus.FAILED_CRITICALLY, BatchStatus.CANCELLED})
-
-
-class Announcement(StrEnum):
-    RESULTS_READY = "results_ready"
-    ASSESSMENT_COMPLETED = "assessment_completed"
 
 
 @dataclass(frozen=True)
@@ -108,14 +104,17 @@ def derive_messages(batch: BatchResult, due: Due, topics: PublishedTopics) -> li
     if due.announcement is Announcement.RESULTS_READY:
         facts = _results_ready_facts(batch)
         assert facts is not None
-        ready = _results_ready(batch, registration, max(facts))
-        return _pair(batch, due, registration, topics.results_ready, ready, _results_notice(ready), topics)
+        completing = max(facts)
+        ready = results_ready(batch, registration, completing)
+        return _pair(
+            batch, due, registration, completing, (topics.results_ready, ready), results_ready_notice(ready), topics
+        )
     assert due.job_id is not None
     job = batch.assessments[due.job_id]
-    completed = _assessment_completed(batch, registration, due.job_id, job)
-    return _pair(
-        batch, due, registration, topics.assessment_completed, completed, _assessment_notice(completed), topics
-    )
+    completing = max(registration.stamp, job.stamp)
+    completed = assessment_completed(batch, registration, due.job_id, job, completing)
+    notice = assessment_completed_notice(completed)
+    return _pair(batch, due, registration, completing, (topics.assessment_completed, completed), notice, topics)
 
 
 # --- when results are ready ----------------------------------------------------------------------
@@ -152,111 +151,6 @@ def _result_of(batch: BatchResult, essay_id: str, phase: PhaseName) -> Stamp | N
     return outcome.stamp if outcome is not None else None
 
 
-# --- content -------------------------------------------------------------------------------------
-
-
-def _head(batch: BatchResult, event: str, at: datetime) -> dict[str, Any]:
-    metadata = SystemProcessingMetadata(
-        entity_id=batch.batch_id, entity_type="batch", timestamp=at, event=event, error_info={}
-    )
-    return {"entity_id": batch.batch_id, "entity_type": "batch", "timestamp": at, "system_metadata": metadata}
-
-
-def _results_ready(batch: BatchResult, registration: Registration, completing: Stamp) -> BatchResultsReadyV1:
-    status = rules.derive_status(batch)
-    phase_results = {
-        phase.value: PhaseResultSummary(
-            phase_name=phase.value,
-            status="completed_with_failures" if summary.failed_count else "completed",
-            completed_count=summary.processed_count,
-            failed_count=summary.failed_count,
-        )
-        for phase, summary in sorted(batch.phases.items(), key=lambda item: list(PhaseName).index(item[0]))
-    }
-    completed = sum(
-        1
-        for essay in rules.derive_essays(batch)
-        if ProcessingStage.COMPLETED in (rules.stage_of(essay, phase) for phase in TRACKED_PHASES)
-    )
-    return BatchResultsReadyV1(
-        **_head(batch, Announcement.RESULTS_READY.value, completing.at),
-        status=status,
-        batch_id=batch.batch_id,
-        user_id=registration.user_id,
-        total_essays=rules.derive_essay_count(batch),
-        completed_essays=completed,
-        phase_results=phase_results,
-        overall_status=status,
-        processing_duration_seconds=_processing_duration(batch),
-    )
-
-
-def _processing_duration(batch: BatchResult) -> float:
-    """The pipeline's own figure; else from the first processing fact to the terminal one."""
-    if batch.completion is not None:
-        return batch.completion.processing_duration_seconds
-    assert batch.terminal_status is not None
-    started = batch.processing_started_at
-    return max(0.0, (batch.terminal_status.stamp.at - started).total_seconds()) if started else 0.0
-
-
-def _assessment_completed(
-    batch: BatchResult, registration: Registration, job_id: str, job: AssessmentJob
-) -> BatchAssessmentCompletedV1:
-    rankings = [
-        EssayRanking(
-            essay_id=r.essay_id,
-            rank=r.rank,
-            score=r.bt_score,
-            letter_grade=r.letter_grade,
-            confidence_score=r.confidence_score,
-            confidence_label=r.confidence_label,
-        )
-        for r in job.rankings
-    ]
-    return BatchAssessmentCompletedV1(
-        **_head(batch, Announcement.ASSESSMENT_COMPLETED.value, max(registration.stamp, job.stamp).at),
-        status=BatchStatus.COMPLETED_SUCCESSFULLY,
-        batch_id=batch.batch_id,
-        user_id=registration.user_id,
-        assessment_job_id=job_id,
-        rankings_summary=rankings,
-    )
-
-
-def _results_notice(ready: BatchResultsReadyV1) -> tuple[NotificationType, NotificationPriority, dict[str, Any]]:
-    phases = {name: summary.model_dump(exclude={"phase_name"}) for name, summary in ready.phase_results.items()}
-    message = (
-        f"Results of batch {ready.batch_id} are ready: {ready.completed_essays} of {ready.total_essays}"
-        f" essays completed ({ready.overall_status.value})."
-    )
-    payload = {
-        "batch_id": ready.batch_id,
-        "total_essays": ready.total_essays,
-        "completed_essays": ready.completed_essays,
-        "overall_status": ready.overall_status.value,
-        "processing_duration_seconds": ready.processing_duration_seconds,
-        "phase_results": phases,
-        "message": message,
-    }
-    return NotificationType.BATCH_RESULTS_READY, NotificationPriority.HIGH, payload
-
-
-def _assessment_notice(
-    completed: BatchAssessmentCompletedV1,
-) -> tuple[NotificationType, NotificationPriority, dict[str, Any]]:
-    count = len(completed.rankings_summary)
-    payload = {
-        "batch_id": completed.batch_id,
-        "assessment_job_id": completed.assessment_job_id,
-        "rankings_available": count > 0,
-        "rankings_count": count,
-        "message": f"Assessment {completed.assessment_job_id} of batch {completed.batch_id} is complete:"
-        f" {count} essays ranked.",
-    }
-    return NotificationType.BATCH_ASSESSMENT_COMPLETED, NotificationPriority.STANDARD, payload
-
-
 # --- the records ---------------------------------------------------------------------------------
 
 
@@ -264,12 +158,13 @@ def _pair(
     batch: BatchResult,
     due: Due,
     registration: Registration,
-    topic: str,
-    event: BatchResultsReadyV1 | BatchAssessmentCompletedV1,
-    notice: tuple[NotificationType, NotificationPriority, dict[str, Any]],
+    completing: Stamp,
+    event: tuple[str, BatchResultsReadyV1 | BatchAssessmentCompletedV1],
+    notice: Notice,
     topics: PublishedTopics,
 ) -> list[OutboxMessage]:
-    completing = _completing_stamp(batch, due)
+    """The event on its topic, keyed by batch, and its notification, keyed by teacher; both carry the
+    completing fact's correlation id (the nil UUID for a fact stored before correlation ids were kept)."""
     correlation_id = uuid.UUID(completing.correlation_id) if completing.correlation_id else uuid.UUID(int=0)
     kind, priority, payload = notice
     notification = TeacherNotificationRequestedV1(
@@ -283,19 +178,13 @@ def _pair(
         class_id=registration.class_id,
         timestamp=completing.at,
     )
+    topic, data = event
     return [
-        _message(event_id_of(batch.batch_id, due.announcement, due.job_id), topic, batch.batch_id, event,
+        _message(event_id_of(batch.batch_id, due.announcement, due.job_id), topic, batch.batch_id, data,
                  correlation_id, completing.at),
         _message(event_id_of(batch.batch_id, f"notification:{due.announcement}", due.job_id),
                  topics.teacher_notification, registration.user_id, notification, correlation_id, completing.at),
     ]  # fmt: skip
-
-
-def _completing_stamp(batch: BatchResult, due: Due) -> Stamp:
-    if due.announcement is Announcement.RESULTS_READY:
-        return max(_results_ready_facts(batch) or ())
-    assert batch.registration is not None and due.job_id is not None
-    return max(batch.registration.stamp, batch.assessments[due.job_id].stamp)
 
 
 def _message(
