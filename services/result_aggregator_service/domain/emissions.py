@@ -40,6 +40,7 @@ from result_aggregator_service.domain.model import TRACKED_PHASES, BatchResult, 
 SOURCE_SERVICE: Final = "result_aggregator_service"
 # the namespace of every published event id (a fixed, random UUID: changing it re-announces everything)
 EVENT_ID_NAMESPACE: Final = uuid.UUID("6f1c3a52-9d0e-4c7b-8a4f-2e5b7d9c1a30")
+_Envelope = EventEnvelope[Any]  # parametrised once: pydantic builds the class on every subscript
 _EARLY_STATUSES = frozenset({BatchStatus.FAILED_CRITICALLY, BatchStatus.CANCELLED})
 
 
@@ -190,7 +191,7 @@ def _pair(
 def _message(
     event_id: uuid.UUID, topic: str, key: str, data: ContractModel, correlation_id: uuid.UUID, at: datetime
 ) -> OutboxMessage:
-    envelope = EventEnvelope[Any](
+    envelope = _Envelope(
         event_id=event_id,
         event_type=topic,
         event_timestamp=at,
@@ -198,7 +199,7 @@ def _message(
         correlation_id=correlation_id,
         data=data,
     )
-    timestamp = envelope.model_dump(mode="json", include={"event_timestamp"})["event_timestamp"]
+    timestamp = at.isoformat().replace("+00:00", "Z")  # as pydantic writes it in the envelope
     headers = (
         ("event_id", str(event_id)),
         ("event_type", topic),
