@@ -6,6 +6,7 @@ Each run publishes `--events` events (whole batch lifecycles) once, then drains 
 - plain consumer: aiokafka + asyncpg as a team would write one instead (claims with one unnest insert,
   each batch's and essay's facts merged into JSONB rows with one unnest upsert each, commit, commit offsets);
 - worker: the service's worker process (micro-batches of 500) into a fresh database;
+- worker, publishing off: the same worker writing nothing to the outbox (RESULT_AGGREGATOR_PUBLISH_ENABLED=false);
 - per-event worker: the same worker folding one event per transaction (timed on a fifth of the events);
 - two workers: two worker processes in one consumer group (with `--two-workers`).
 With `--scale N` the worker also drains N events once (time against the --events time, and its RSS).
@@ -52,7 +53,7 @@ async def bare_client_rate(bootstrap_servers: str, starts: harness.Offsets, coun
 
 
 async def worker_rate(
-    env: dict[str, str], starts: harness.Offsets, count: int, batch: int, workers: int = 1
+    env: dict[str, str], starts: harness.Offsets, count: int, batch: int, workers: int = 1, publish: bool = True
 ) -> tuple[float, float]:
     """Events/s from the first counted event to the `count`th, and the first worker's RSS (MB) at the end."""
     redis_url = env["REDIS_URL"].rsplit("/", 1)[0] + f"/{next(_redis_databases)}"  # no hints of earlier runs
@@ -72,6 +73,7 @@ async def worker_rate(
                     "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": str(batch),
                     "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
                     "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
+                    "RESULT_AGGREGATOR_PUBLISH_ENABLED": str(publish).lower(),
                 },
                 f"worker-{batch}-{n}.log",
             )
@@ -107,6 +109,7 @@ async def one_run(env: dict[str, str], count: int, two_workers: bool) -> dict[st
         "bare client": await bare_client_rate(servers, starts, count),
         "plain consumer": await plain_consumer_rate(servers, _asyncpg_dsn(env["DATABASE_URL"]), starts, count),
         "worker": (await worker_rate(env, starts, count, 500))[0],
+        "worker, publishing off": (await worker_rate(env, starts, count, 500, publish=False))[0],
         "worker, one event per transaction": (await worker_rate(env, starts, count // 5, 1))[0],
     }
     if two_workers:
@@ -150,6 +153,7 @@ async def main() -> None:
     worker = medians["worker"]
     print(f"worker / plain consumer:                 {worker / medians['plain consumer']:.2f}x (target >= 0.5x)")
     print(f"worker / bare client:                    {worker / medians['bare client']:.3f}x")
+    print(f"worker / worker with publishing off:     {worker / medians['worker, publishing off']:.2f}x")
     per_event = medians["worker, one event per transaction"]
     print(f"worker / one event per transaction:      {worker / per_event:.1f}x (target >= 20x)")
     if "two workers, one group" in medians:

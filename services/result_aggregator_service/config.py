@@ -9,7 +9,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common_core.topics import CONSUMED_TOPICS
+from common_core.topics import (
+    BATCH_ASSESSMENT_COMPLETED_TOPIC,
+    BATCH_RESULTS_READY_TOPIC,
+    CONSUMED_TOPICS,
+    TEACHER_NOTIFICATION_REQUESTED_TOPIC,
+)
 
 _PREFIX = "RESULT_AGGREGATOR_"
 DEVELOPMENT_API_KEY = "dev-internal-api-key"
@@ -73,6 +78,13 @@ class Settings(BaseSettings):
     worker_stall_seconds: float = Field(120.0, gt=0)  # lag and no commit this long: /healthz answers 503
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps
+
+    # publishing (brief §6): due events are written to the outbox with the change that made them due;
+    # off: nothing is written to the outbox
+    publish_enabled: bool = True
+    results_ready_topic: str = BATCH_RESULTS_READY_TOPIC
+    assessment_completed_topic: str = BATCH_ASSESSMENT_COMPLETED_TOPIC
+    teacher_notification_topic: str = TEACHER_NOTIFICATION_REQUESTED_TOPIC
 
     # internal HTTP API
     http_host: str = "127.0.0.1"

@@ -20,6 +20,7 @@ from result_aggregator_service.adapters.response_cache import RedisResponseCache
 from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
+from result_aggregator_service.domain.emissions import PublishedTopics
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.read_service import ReadModel, ReadService, ResponseCache
 from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
@@ -102,9 +103,18 @@ class ServiceProvider(Provider):
     def facts_cache(self, settings: Settings) -> FactsCache:
         return FactsCache(settings.facts_cache_batches)
 
+    @provide(scope=Scope.APP)
+    def published_topics(self, settings: Settings) -> PublishedTopics | None:
+        """None when publishing is off: the units of work then write nothing to the outbox."""
+        if not settings.publish_enabled:
+            return None
+        return PublishedTopics(
+            settings.results_ready_topic, settings.assessment_completed_topic, settings.teacher_notification_topic
+        )
+
     @provide(scope=Scope.REQUEST)
-    def unit_of_work(self, session: AsyncSession, cache: FactsCache) -> UnitOfWork:
-        return SqlAlchemyUnitOfWork(session, cache)
+    def unit_of_work(self, session: AsyncSession, cache: FactsCache, published: PublishedTopics | None) -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(session, cache, published)
 
 
 def _engine(settings: Settings, **options: Any) -> AsyncEngine:

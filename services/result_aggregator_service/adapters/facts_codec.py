@@ -22,10 +22,21 @@ from pydantic import ConfigDict, TypeAdapter
 from result_aggregator_service.domain import model
 from result_aggregator_service.domain.model import BatchResult, EssayResult
 
-FACTS_VERSION: Final = 1
+FACTS_VERSION: Final = 2
 Document = dict[str, Any]
+
+
+def _unchanged(document: Document) -> Document:
+    """Version 2 only added facts with defaults (stamps' correlation ids, a phase outcome's processed
+    essay ids, CJ jobs): a version-1 row reads as one without them, so it announces nothing already due."""
+    return document
+
+
 # (kind, from_version) -> the document one version later; kind is "batch" or "essay"
-UPCASTERS: Final[dict[tuple[str, int], Callable[[Document], Document]]] = {}
+UPCASTERS: Final[dict[tuple[str, int], Callable[[Document], Document]]] = {
+    ("batch", 1): _unchanged,
+    ("essay", 1): _unchanged,
+}
 
 T = TypeVar("T")
 

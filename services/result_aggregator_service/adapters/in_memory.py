@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from result_aggregator_service.domain.emissions import OutboxMessage, PublishedTopics, derive_outbox_messages
 from result_aggregator_service.domain.model import BatchResult
 from result_aggregator_service.domain.projection import BatchView, EssayView, project_batch, project_essay
 from result_aggregator_service.service_layer.ports import BatchChange, ParkReason, RawRecord
@@ -22,6 +23,8 @@ class InMemoryStore:
     claims: dict[UUID, RawRecord] = field(default_factory=dict)
     parked: list[tuple[RawRecord, ParkReason, str, UUID | None]] = field(default_factory=list)
     views: dict[str, tuple[BatchView, list[EssayView]]] = field(default_factory=dict)
+    outbox: list[OutboxMessage] = field(default_factory=list)  # in insertion order, one per event_id
+    outbox_notices: int = 0  # commits that told the relay of new rows
 
 
 class InMemoryBatchRepository:
@@ -58,8 +61,10 @@ class InMemoryParkedEventStore:
 
 
 class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, published: PublishedTopics | None = None) -> None:
         self._store = store
+        self._published = published
+        self._outbox: list[OutboxMessage] = []
         self._claims: dict[UUID, RawRecord] = {}
         self._parked: list[tuple[RawRecord, ParkReason, str, UUID | None]] = []
         self._flushed: dict[str, BatchResult] = {}
@@ -91,6 +96,9 @@ class InMemoryUnitOfWork:
                 self._flushed[batch_id] = batch
                 version = self._store.versions.get(batch_id, 0) + 1
                 changes.append(BatchChange.of(batch, version, before))
+        if self._published is not None:
+            pairs = [(self._store.batches.get(batch_id), batch) for batch_id, batch in self._flushed.items()]
+            self._outbox = derive_outbox_messages(pairs, self._published)
         return changes
 
     async def commit(self) -> None:
@@ -101,6 +109,10 @@ class InMemoryUnitOfWork:
             self._store.versions[batch_id] = self._store.versions.get(batch_id, 0) + 1
         self._store.claims.update(self._claims)
         self._store.parked.extend(self._parked)
+        written = {message.event_id for message in self._store.outbox}
+        fresh = [message for message in self._outbox if message.event_id not in written]
+        self._store.outbox.extend(fresh)
+        self._store.outbox_notices += bool(fresh)
         self._discard_pending()
 
     async def rollback(self) -> None:
@@ -108,6 +120,7 @@ class InMemoryUnitOfWork:
 
     def _discard_pending(self) -> None:
         self._flushed = {}
+        self._outbox = []
         self._claims.clear()
         self._parked.clear()
         self.batches.saved.clear()

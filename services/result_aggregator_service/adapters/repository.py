@@ -71,6 +71,8 @@ class SqlAlchemyBatchRepository:
         self._loaded: dict[str, BatchResult] = {}
         self._saved: dict[str, BatchResult] = {}
         self._written: dict[str, tuple[int, BatchResult]] = {}
+        # (committed state or None, new state) of every batch the last flush wrote
+        self.flushed: list[tuple[BatchResult | None, BatchResult]] = []
 
     async def load(self, batch_ids: Collection[str]) -> None:
         missing = sorted(set(batch_ids) - self._loaded.keys())
@@ -134,6 +136,7 @@ class SqlAlchemyBatchRepository:
     async def flush(self) -> list[BatchChange]:
         """Write every saved batch whose state changed, and its changed essays; return the new versions."""
         changed = [batch for batch_id, batch in self._saved.items() if batch != self._loaded.get(batch_id)]
+        self.flushed = [(self._loaded.get(batch.batch_id), batch) for batch in changed]
         if not changed:
             return []
         batch_rows = [{**project_batch(b).__dict__, "facts": Fragment(encode_batch(b))} for b in changed]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -145,5 +147,7 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True)),
 )
+# Told in the transaction that inserts outbox rows (delivered at its commit); the relay LISTENs on it.
+OUTBOX_CHANNEL: Final = "ras_outbox"
 # the relay's work queue: what is still unpublished, in order
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))

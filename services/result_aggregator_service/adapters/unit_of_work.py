@@ -11,8 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from result_aggregator_service.adapters.facts_cache import FactsCache
+from result_aggregator_service.adapters.outbox import SqlAlchemyOutbox
 from result_aggregator_service.adapters.parked_events import SqlAlchemyParkedEventStore
 from result_aggregator_service.adapters.repository import SqlAlchemyBatchRepository
+from result_aggregator_service.domain.emissions import PublishedTopics, derive_outbox_messages
 from result_aggregator_service.service_layer.ports import BatchChange, RawRecord
 
 # Claims, one statement per micro-batch: the ids returned are those not applied before.
@@ -25,10 +27,15 @@ _APPLIED = text("SELECT event_id FROM processed_events WHERE event_id = ANY(CAST
 
 
 class SqlAlchemyUnitOfWork:
-    def __init__(self, session: AsyncSession, cache: FactsCache | None = None) -> None:
+    def __init__(
+        self, session: AsyncSession, cache: FactsCache | None = None, published: PublishedTopics | None = None
+    ) -> None:
+        """`published`: the topics of the events this service publishes; None: publishing is off."""
         self._session = session
+        self._published = published
         self.batches = SqlAlchemyBatchRepository(session, cache)
         self.parked = SqlAlchemyParkedEventStore(session)
+        self.outbox = SqlAlchemyOutbox(session)
 
     async def __aenter__(self) -> Self:
         return self
@@ -55,7 +62,10 @@ class SqlAlchemyUnitOfWork:
         return set((await self._session.execute(_APPLIED, {"ids": list(event_ids)})).scalars())
 
     async def flush(self) -> list[BatchChange]:
-        return await self.batches.flush()
+        changes = await self.batches.flush()
+        if self._published is not None:
+            await self.outbox.add(derive_outbox_messages(self.batches.flushed, self._published))
+        return changes
 
     async def commit(self) -> None:
         await self._session.commit()

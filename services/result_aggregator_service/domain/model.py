@@ -32,6 +32,8 @@ class Stamp:
 
     at: datetime
     event_id: str
+    # the event's correlation id: what a published event made due by this fact carries (not part of the order)
+    correlation_id: str | None = field(default=None, compare=False)
 
 
 class Stamped(Protocol):
@@ -82,6 +84,8 @@ class PhaseSummary:
     processed_count: int
     failed_count: int
     stamp: Stamp
+    # the essays the outcome lists as processed: the phase is complete once each has its result
+    processed_essay_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,24 @@ class PipelineCompletion:
 @dataclass(frozen=True)
 class AssignmentFact:
     assignment_id: str | None
+    stamp: Stamp
+
+
+@dataclass(frozen=True)
+class Ranking:
+    essay_id: str
+    rank: int
+    bt_score: float
+    letter_grade: str
+    confidence_score: float
+    confidence_label: ConfidenceLabel
+
+
+@dataclass(frozen=True)
+class AssessmentJob:
+    """One CJ job's results as published, anchors left out: what its `assessment completed` announces."""
+
+    rankings: tuple[Ranking, ...]
     stamp: Stamp
 
 
@@ -158,6 +180,7 @@ class BatchResult:
     phases: dict[PhaseName, PhaseSummary] = field(default_factory=dict)
     completion: PipelineCompletion | None = None
     assignment: AssignmentFact | None = None
+    assessments: dict[str, AssessmentJob] = field(default_factory=dict)  # by CJ job id
     processing_started_at: datetime | None = None
     last_updated: datetime | None = None
     essays: dict[str, EssayResult] = field(default_factory=dict)

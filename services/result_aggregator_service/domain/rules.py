@@ -18,6 +18,7 @@ from common_core.events import (
 from result_aggregator_service.domain.model import (
     TERMINAL_STATUSES,
     TRACKED_PHASES,
+    AssessmentJob,
     AssignmentFact,
     BatchResult,
     CjOutcome,
@@ -25,6 +26,7 @@ from result_aggregator_service.domain.model import (
     PhaseProgress,
     PhaseSummary,
     PipelineCompletion,
+    Ranking,
     Registration,
     SlotAssignment,
     SpellcheckOutcome,
@@ -84,7 +86,8 @@ def apply_slot_assignment(batch: BatchResult, fact: EssaySlotAssignedV1, stamp: 
 
 
 def apply_phase_outcome(batch: BatchResult, fact: ELSBatchPhaseOutcomeV1, stamp: Stamp) -> BatchResult:
-    summary = PhaseSummary(fact.phase_status, len(fact.processed_essays), len(fact.failed_essay_ids), stamp)
+    processed = tuple(essay.essay_id for essay in fact.processed_essays)
+    summary = PhaseSummary(fact.phase_status, len(processed), len(fact.failed_essay_ids), stamp, processed)
     phases = {**batch.phases, fact.phase_name: latest(batch.phases.get(fact.phase_name), summary)}
     batch = evolve(batch, phases=phases)
     if fact.phase_name in TRACKED_PHASES:
@@ -129,9 +132,20 @@ def apply_spellcheck_result(batch: BatchResult, fact: SpellcheckResultV1, stamp:
 
 def apply_assessment_result(batch: BatchResult, fact: AssessmentResultV1, stamp: Stamp) -> BatchResult:
     progress = PhaseProgress(ProcessingStage.COMPLETED, None, stamp)
+    rankings = []
     for result in fact.essay_results:
         if result.is_anchor:  # calibration essays are not the batch's essays
             continue
+        rankings.append(
+            Ranking(
+                result.essay_id,
+                result.rank,
+                result.bt_score,
+                result.letter_grade,
+                result.confidence_score,
+                result.confidence_label,
+            )
+        )
         outcome = CjOutcome(
             rank=result.rank,
             bt_score=result.bt_score,
@@ -144,7 +158,11 @@ def apply_assessment_result(batch: BatchResult, fact: AssessmentResultV1, stamp:
         batch = _with_essays(
             batch, [result.essay_id], stamp, functools.partial(_with_cj, progress=progress, cj=outcome)
         )
-    batch = evolve(batch, assignment=latest(batch.assignment, AssignmentFact(fact.assignment_id, stamp)))
+    job = AssessmentJob(tuple(sorted(rankings, key=lambda r: (r.rank, r.essay_id))), stamp)
+    job_id = fact.cj_assessment_job_id
+    assessments = {**batch.assessments, job_id: latest(batch.assessments.get(job_id), job)}
+    assignment = latest(batch.assignment, AssignmentFact(fact.assignment_id, stamp))
+    batch = evolve(batch, assignment=assignment, assessments=assessments)
     return _started(_touched(batch, stamp), stamp)
 
 
@@ -196,9 +214,9 @@ def derive_current_phase(batch: BatchResult) -> PhaseName | None:
 def _waits_for(essay: EssayResult, phase: PhaseName) -> bool:
     """An essay still owes `phase` unless it finished it or failed an earlier phase (it goes no further)."""
     earlier = TRACKED_PHASES[: TRACKED_PHASES.index(phase)]
-    if any(_stage(essay, p) is ProcessingStage.FAILED for p in earlier):
+    if any(stage_of(essay, p) is ProcessingStage.FAILED for p in earlier):
         return False
-    return _stage(essay, phase) not in _FINISHED_STAGES
+    return stage_of(essay, phase) not in _FINISHED_STAGES
 
 
 def derive_essay_count(batch: BatchResult) -> int:
@@ -212,7 +230,7 @@ def derive_essay_counts(batch: BatchResult) -> tuple[int, int]:
     if batch.completion is not None:
         completed = max(0, min(batch.completion.successful_essay_count, essay_count))
         return completed, max(0, min(batch.completion.failed_essay_count, essay_count - completed))
-    stages = [[_stage(essay, phase) for phase in TRACKED_PHASES] for essay in derive_essays(batch)]
+    stages = [[stage_of(essay, phase) for phase in TRACKED_PHASES] for essay in derive_essays(batch)]
     failed = sum(1 for essay_stages in stages if ProcessingStage.FAILED in essay_stages)
     completed = sum(
         1
@@ -231,7 +249,8 @@ def derive_processing_completed_at(batch: BatchResult) -> datetime | None:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _stage(essay: EssayResult, phase: PhaseName) -> ProcessingStage | None:
+def stage_of(essay: EssayResult, phase: PhaseName) -> ProcessingStage | None:
+    """The essay's stage in a tracked phase; None when nothing is known of it."""
     progress = essay.spellcheck_progress if phase is PhaseName.SPELLCHECK else essay.cj_progress
     return progress.stage if progress else None
 

@@ -33,7 +33,7 @@ def batch_id_of(payload: BaseModel) -> str:
 
 
 def stamp_of(envelope: EventEnvelope[Any]) -> Stamp:
-    return Stamp(envelope.event_timestamp, str(envelope.event_id))
+    return Stamp(envelope.event_timestamp, str(envelope.event_id), str(envelope.correlation_id))
 
 
 async def _fold(

@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from dishka import AsyncContainer
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common_core import topics
 from result_aggregator_service.adapters.facts_cache import FactsCache
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
-from result_aggregator_service.adapters.tables import processed_events
+from result_aggregator_service.adapters.tables import OUTBOX_CHANNEL, outbox, processed_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from result_aggregator_service.config import Settings
+from result_aggregator_service.domain.emissions import PublishedTopics
 from result_aggregator_service.domain.model import BatchResult
 from result_aggregator_service.domain.projection import project_batch, project_essay
 from result_aggregator_service.domain.rules import derive_status
 from result_aggregator_service.lifecycles import batch_lifecycle, delivered
+from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC
 from result_aggregator_service.service_layer.ingest import process_batch
 from result_aggregator_service.service_layer.ports import UnitOfWork
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.fakes import RecordingChangeSink, SetSeenEventHints, record_of
+from result_aggregator_service.tests.published_events import assert_matches, expected_events
 from result_aggregator_service.tests.scenarios import lifecycle
 from result_aggregator_service.tests.unit.folding import decoded, fold
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = Callable[..., UnitOfWork]  # published=TOPICS (the default) or None: publishing off
+TOPICS = PublishedTopics(
+    topics.BATCH_RESULTS_READY_TOPIC,
+    topics.BATCH_ASSESSMENT_COMPLETED_TOPIC,
+    topics.TEACHER_NOTIFICATION_REQUESTED_TOPIC,
+)
+OutboxRow = tuple[str, str, bytes, bytes, list[list[str]]]  # event_id, topic, key, value, headers
 
 
 class UnitOfWorkContract:
@@ -36,6 +49,10 @@ class UnitOfWorkContract:
         raise NotImplementedError
 
     async def claim_count(self, event_id: uuid.UUID) -> int:
+        raise NotImplementedError
+
+    async def outbox_rows(self, keys: list[str]) -> list[OutboxRow]:
+        """The outbox rows with these keys, in the order written."""
         raise NotImplementedError
 
     async def ingest(self, make_uow: UowFactory, events: list[dict[str, Any]]) -> RecordingChangeSink:
@@ -121,15 +138,62 @@ class UnitOfWorkContract:
             projected = (project_batch(folded), [project_essay(e) for _, e in sorted(folded.essays.items())])
             assert await self.stored_views(make_uow, life.batch_id) == projected
 
+    @pytest.mark.parametrize(
+        "delivery", ["in-order", "shuffled-with-duplicates", "results-before-registration", "re-sent"]
+    )
+    async def test_every_lifecycle_leaves_exactly_the_expected_outbox_rows(
+        self, make_uow: UowFactory, delivery: str
+    ) -> None:
+        """Brief §6: each event once, with the content the brief's tables give, whatever the delivery."""
+        rng = random.Random()
+        teacher = samples.new_id("teacher-")
+        fixed = lifecycle(samples.new_id("batch-"), [samples.new_id("essay-") for _ in range(3)], user_id=teacher)
+        lives = [batch_lifecycle(rng, teacher, spellcheck_failure_rate=rate).events for rate in (0.0, 0.3, 0.6)]
+        for events in [tuple(fixed), *lives]:
+            sent = list(events)
+            if delivery == "shuffled-with-duplicates":
+                sent = delivered(events, rng, out_of_order=1.0, duplicated=0.3)
+            elif delivery == "results-before-registration":
+                sent = [*sent[1:], sent[0]]
+            elif delivery == "re-sent":
+                sent = sent + sent
+            size = rng.randint(1, 5)
+            for start in range(0, len(sent), size):
+                await self.ingest(make_uow, sent[start : start + size])
+        expected = {}
+        for events in [tuple(fixed), *lives]:
+            expected.update(expected_events(events))
+        batch_ids = [events[0]["data"]["entity_id"] for events in [fixed, *lives]]
+        rows = await self.outbox_rows([teacher, *batch_ids])
+        assert sorted(row[0] for row in rows) == sorted(expected)
+        for event_id, topic, key, value, headers in rows:
+            assert (topic, key.decode()) == (expected[event_id].topic, expected[event_id].key)
+            assert_matches(value, expected[event_id])
+            assert dict(headers)["event_id"] == event_id
+
+    async def test_with_publishing_off_nothing_is_written_to_the_outbox(self, make_uow: UowFactory) -> None:
+        batch_id, teacher = samples.new_id("batch-"), samples.new_id("teacher-")
+        sink = RecordingChangeSink()
+        records = [record_of(e) for e in lifecycle(batch_id, ["e1", "e2"], user_id=teacher)]
+        await process_batch(records, make_uow(published=None), SetSeenEventHints(), sink)
+        assert sink.changes and await self.outbox_rows([teacher, batch_id]) == []
+
 
 class TestInMemoryUnitOfWork(UnitOfWorkContract):
     @pytest.fixture
     def make_uow(self) -> UowFactory:
         self.store = InMemoryStore()
-        return lambda: InMemoryUnitOfWork(self.store)
+        return lambda published=TOPICS: InMemoryUnitOfWork(self.store, published)
 
     async def claim_count(self, event_id: uuid.UUID) -> int:
         return int(event_id in self.store.claims)
+
+    async def outbox_rows(self, keys: list[str]) -> list[OutboxRow]:
+        return [
+            (str(m.event_id), m.topic, m.key, m.value, [list(h) for h in m.headers])
+            for m in self.store.outbox
+            if m.key.decode() in keys
+        ]
 
 
 @pytest.mark.infra
@@ -142,9 +206,9 @@ class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
 
         cache = FactsCache(capacity=1000)  # as the worker runs: one cache for every unit of work
 
-        def make() -> UnitOfWork:
+        def make(published: PublishedTopics | None = TOPICS) -> UnitOfWork:
             opened.append(self.sessions())
-            return SqlAlchemyUnitOfWork(opened[-1], cache)
+            return SqlAlchemyUnitOfWork(opened[-1], cache, published)
 
         yield make
         for session in opened:
@@ -154,6 +218,39 @@ class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
         async with self.sessions() as session:
             query = select(func.count()).select_from(processed_events).where(processed_events.c.event_id == event_id)
             return int((await session.execute(query)).scalar_one())
+
+    async def outbox_rows(self, keys: list[str]) -> list[OutboxRow]:
+        query = (
+            select(outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+            .where(outbox.c.key.in_([key.encode() for key in keys]))
+            .order_by(outbox.c.id)
+        )
+        async with self.sessions() as session:
+            return [(str(i), t, k, v, h) for i, t, k, v, h in (await session.execute(query)).all()]
+
+    async def test_the_relay_is_told_on_commit_only_when_rows_went_in(
+        self, make_uow: UowFactory, settings: Settings
+    ) -> None:
+        notices: asyncio.Queue[str] = asyncio.Queue()
+        listener = await asyncpg.connect(
+            make_url(settings.database_url).set(drivername="postgresql").render_as_string(False)
+        )
+        try:
+            await listener.add_listener(OUTBOX_CHANNEL, lambda *args: notices.put_nowait(args[2]))
+            events = lifecycle(samples.new_id("batch-"), ["e1", "e2"], user_id=samples.new_id("teacher-"))
+            async with make_uow() as uow:  # written but not committed: nothing told
+                await uow.claim([(uuid.UUID(e["event_id"]), record_of(e)) for e in events])
+                for envelope in [decoded(e) for e in events]:
+                    await HANDLERS_BY_TOPIC[envelope.event_type](envelope, uow)
+                await uow.flush()
+            await self.ingest(make_uow, events)
+            await asyncio.wait_for(notices.get(), timeout=10)
+            await self.ingest(make_uow, [dict(e, event_id=str(uuid.uuid4())) for e in events])  # nothing new due
+            await self.ingest(make_uow, lifecycle(samples.new_id("batch-"), ["e1"], user_id=samples.new_id("teacher-")))
+            await asyncio.wait_for(notices.get(), timeout=10)  # the third commit's
+            assert notices.empty()
+        finally:
+            await listener.close()
 
     async def test_a_change_another_worker_committed_is_read_back_despite_the_cache(self, make_uow: UowFactory) -> None:
         batch_id = samples.new_id("batch-")

@@ -11,6 +11,7 @@ from common_core.envelope import EventEnvelope
 from common_core.registry import decode_envelope
 from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult, Stamp
+from result_aggregator_service.service_layer.handlers import stamp_of
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -32,10 +33,6 @@ def at(seconds: float) -> datetime:
 def decoded(sample: dict[str, Any]) -> EventEnvelope[Any]:
     """Our samples carry their topic in event_type; decode as the worker would, by topic."""
     return decode_envelope(sample["event_type"], samples.to_bytes(sample))
-
-
-def stamp_of(envelope: EventEnvelope[Any]) -> Stamp:
-    return Stamp(envelope.event_timestamp, str(envelope.event_id))
 
 
 def apply(batch: BatchResult, envelope: EventEnvelope[Any]) -> BatchResult:

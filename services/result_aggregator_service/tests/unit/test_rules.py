@@ -9,8 +9,9 @@ import pytest
 from common_core.enums import BatchClientStatus, BatchStatus, ConfidenceLabel, CourseCode, PhaseName, ProcessingStage
 from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult
+from result_aggregator_service.service_layer.handlers import stamp_of
 from result_aggregator_service.tests.contract import sample_envelopes as s
-from result_aggregator_service.tests.unit.folding import at, decoded, fold_samples, stamp_of
+from result_aggregator_service.tests.unit.folding import at, decoded, fold_samples
 
 B = "batch-1"
 ESSAYS = ["e1", "e2", "e3"]

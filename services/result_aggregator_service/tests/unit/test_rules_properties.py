@@ -12,8 +12,9 @@ from common_core.enums import BatchClientStatus, BatchStatus, PhaseName
 from common_core.envelope import EventEnvelope
 from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import TERMINAL_STATUSES, BatchResult, Stamp
+from result_aggregator_service.service_layer.handlers import stamp_of
 from result_aggregator_service.tests.contract import sample_envelopes as s
-from result_aggregator_service.tests.unit.folding import apply, at, decoded, fold, stamp_of
+from result_aggregator_service.tests.unit.folding import apply, at, decoded, fold
 
 B = "batch-1"
 ESSAY_POOL = ["e1", "e2", "e3", "e4"]
