@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps
 
+    # the outbox relay (a task of every worker; one at a time publishes, the others stand by)
+    outbox_relay_enabled: bool = True
+    outbox_relay_poll_seconds: float = Field(5.0, gt=0)  # fallback wake-up (NOTIFY wakes it at once); standby retry
+    outbox_relay_batch_size: int = Field(500, ge=1, le=10_000)  # rows read, published and marked per round
+
     # internal HTTP API
     http_host: str = "127.0.0.1"
     http_port: int = 4003
