@@ -18,6 +18,8 @@ from sqlalchemy import make_url
 from common_core.topics import PRODUCED_TOPICS
 from result_aggregator_service.adapters.tables import OUTBOX_CHANNEL
 
+Records = Sequence[ConsumerRecord[bytes, bytes]]
+
 
 @dataclass(frozen=True)
 class OutboxEvent:
@@ -139,7 +141,7 @@ def copies(records: Iterable[ConsumerRecord[bytes, bytes]]) -> Counter[uuid.UUID
     return Counter(event_id_of(r) for r in records)
 
 
-def assert_published_as_written(records: Sequence[ConsumerRecord[bytes, bytes]], written: Sequence[OutboxEvent]) -> None:
+def assert_published_as_written(records: Records, written: Sequence[OutboxEvent]) -> None:
     """Every written event is on the broker (the only ones), each copy with its topic, key, value and
     headers exactly; per topic and key, events first appear in the order they were written (id order)."""
     by_id = {e.event_id: e for e in written}
