@@ -1,5 +1,6 @@
 """The worker's liveness probe: healthy while idle; 503 once records wait and nothing commits for the
-configured stall time (here: a database it cannot use); healthy again once it commits."""
+configured stall time (here: a database it cannot use); healthy again once it commits. It also shows
+the outbox relay's state."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from conftest import migrate
 from result_aggregator_service.config import Settings
 from result_aggregator_service.tests.contract import sample_envelopes as samples
+from result_aggregator_service.tests.outbox_support import outbox_events, write_outbox
 from tests.conftest import free_port, publish, spawn, wait_for
 from tests.kafka_groups import position_group_at_end
 
@@ -59,6 +61,42 @@ async def test_lag_without_a_commit_for_the_stall_time_turns_the_worker_unhealth
             return await health(port) == 200
 
         await wait_for(healthy, within=30, what="200 once the worker commits again")
+    finally:
+        worker.terminate()
+        await asyncio.to_thread(worker.wait, 30)
+
+
+async def test_the_worker_shows_its_outbox_relay_on_healthz_and_in_its_metrics(
+    settings: Settings, fresh_database_url: str
+) -> None:
+    await migrate(fresh_database_url, "upgrade", "head")
+    await write_outbox(fresh_database_url, outbox_events(5, ["batch-health"]))
+    group = f"ras-health-{uuid.uuid4().hex[:8]}"
+    await position_group_at_end(settings.kafka_bootstrap_servers, group)
+    port = free_port()
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
+        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
+    }
+    worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-health-outbox.log")
+    try:
+
+        async def relay_state() -> dict[str, object] | None:
+            try:
+                async with httpx.AsyncClient() as client:
+                    body = (await client.get(f"http://127.0.0.1:{port}/healthz", timeout=2)).json()
+            except httpx.TransportError:
+                return None
+            state: dict[str, object] = body["outbox_relay"]
+            return state if state["leader"] and state["backlog"] == 0 else None
+
+        state = await wait_for(relay_state, within=60, what="the relay leading with an empty backlog")
+        assert state["oldest_unpublished_age_seconds"] == 0
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
+        assert 'ras_outbox_published_total{topic="huleedu.ras.batch.results.ready.v1"} 2.0' in metrics
+        assert "ras_outbox_relay_leader 1.0" in metrics
     finally:
         worker.terminate()
         await asyncio.to_thread(worker.wait, 30)

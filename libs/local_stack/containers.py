@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-from common_core.topics import CONSUMED_TOPICS
+from common_core.topics import CONSUMED_TOPICS, PRODUCED_TOPICS
 from local_stack.kafka import create_topics
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"  # testcontainers' KRaft support is written for the cp images
@@ -42,7 +42,7 @@ def containers() -> Iterator[dict[str, str]]:
     redis: Any = RedisContainer(REDIS_IMAGE)
     with kafka, postgres, redis:
         bootstrap = kafka.get_bootstrap_server()
-        if not asyncio.run(create_topics(bootstrap, CONSUMED_TOPICS)):
+        if not asyncio.run(create_topics(bootstrap, (*CONSUMED_TOPICS, *PRODUCED_TOPICS))):
             raise RuntimeError("could not create the service's topics in the Kafka container")
         yield {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

@@ -160,9 +160,9 @@ def _wait(port: int, topics: tuple[str, ...], pid: int, timeout: float) -> None:
 
 
 def up(ports: dict[str, int]) -> str:
-    from common_core.topics import CONSUMED_TOPICS
+    from common_core.topics import CONSUMED_TOPICS, PRODUCED_TOPICS
 
-    topics = tuple(CONSUMED_TOPICS)
+    topics = (*CONSUMED_TOPICS, *PRODUCED_TOPICS)  # what the service reads and what its outbox relay writes
     port, controller = ports["kafka"], ports["kafka_controller"]
     marker = str(_props())
     pid = procs.running_pid(NAME, marker)

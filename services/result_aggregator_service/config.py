@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     results_ready_topic: str = BATCH_RESULTS_READY_TOPIC
     assessment_completed_topic: str = BATCH_ASSESSMENT_COMPLETED_TOPIC
     teacher_notification_topic: str = TEACHER_NOTIFICATION_REQUESTED_TOPIC
+    # the outbox relay (a task of every worker; one at a time publishes, the others stand by)
+    outbox_relay_enabled: bool = True
+    outbox_relay_poll_seconds: float = Field(5.0, gt=0)  # fallback wake-up (NOTIFY wakes it at once); standby retry
+    outbox_relay_batch_size: int = Field(500, ge=1, le=10_000)  # rows read, published and marked per round
 
     # internal HTTP API
     http_host: str = "127.0.0.1"

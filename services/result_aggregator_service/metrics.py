@@ -67,6 +67,22 @@ class ServiceMetrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        # the outbox relay (entrypoints/outbox_relay.py); backlog and age as this process's relay last read them
+        self.outbox_backlog = Gauge("ras_outbox_backlog_events", "Unpublished outbox rows", registry=r)
+        self.outbox_oldest_age = Gauge(
+            "ras_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row", registry=r
+        )
+        self.outbox_published = Counter(
+            "ras_outbox_published_total", "Outbox events the broker acknowledged", ["topic"], registry=r
+        )
+        self.outbox_publish_errors = Counter(
+            "ras_outbox_publish_errors_total", "Failed outbox relay attempts (retried)", ["dependency"], registry=r
+        )
+        for dependency in ("kafka", "database"):  # zero series from the start
+            self.outbox_publish_errors.labels(dependency)
+        self.outbox_relay_leader = Gauge(
+            "ras_outbox_relay_leader", "1 while this process's relay holds the publisher lock", registry=r
+        )
         self.database_circuit = Gauge(
             "ras_database_circuit_state",
             "The API's database circuit breaker: 1 for its current state",

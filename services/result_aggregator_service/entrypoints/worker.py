@@ -1,7 +1,8 @@
 """Worker role: a Kafka consumer group member that folds every subscribed topic into the read model.
 
 One loop, one micro-batch at a time: take what has arrived, apply it in one transaction (retrying
-transient failures, parking what cannot be applied), and only then commit its offsets.
+transient failures, parking what cannot be applied), and only then commit its offsets. Beside it run
+the lag observer, the claims' retention and the outbox relay (entrypoints/outbox_relay.py).
 
 Run: `python -m result_aggregator_service.entrypoints.worker`.
 """
@@ -25,6 +26,7 @@ from result_aggregator_service.adapters.retention import prune_processed_events
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints import worker_http
 from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
+from result_aggregator_service.entrypoints.outbox_relay import OutboxRelay
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.providers import make_container
 from result_aggregator_service.service_layer.ingest import DecodedRecords, decode_records
@@ -131,6 +133,7 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
         loop.add_signal_handler(signum, stop)
     lag = asyncio.create_task(observe_lag(source, metrics, settings.lag_interval_seconds))
     retention = asyncio.create_task(prune_claims(settings, container))
+    relay = asyncio.create_task(OutboxRelay(settings, metrics).run()) if settings.outbox_relay_enabled else None
     try:
         await consume(settings, container, source, stopping)
     except asyncio.CancelledError:
@@ -141,6 +144,9 @@ async def run(settings: Settings, container: AsyncContainer) -> None:
             handle.cancel()
         lag.cancel()
         retention.cancel()
+        if relay is not None:  # its producer flushes (bounded); what does not go out stays in the outbox
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
         await source.stop()
         await container.close()
 

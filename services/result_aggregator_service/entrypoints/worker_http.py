@@ -29,6 +29,16 @@ def stall(metrics: ServiceMetrics, started_at: float, stall_seconds: float, now:
     return {"stalled": lag > 0 and idle_for > stall_seconds, "lag": lag, "seconds_since_commit": round(idle_for, 1)}
 
 
+def outbox(metrics: ServiceMetrics) -> dict[str, Any]:
+    """The outbox relay's state from its gauges (informative: a broker outage is not the worker's death)."""
+    registry = metrics.registry
+    return {
+        "leader": registry.get_sample_value("ras_outbox_relay_leader") == 1.0,
+        "backlog": registry.get_sample_value("ras_outbox_backlog_events"),
+        "oldest_unpublished_age_seconds": registry.get_sample_value("ras_outbox_oldest_unpublished_age_seconds"),
+    }
+
+
 def serve(metrics: ServiceMetrics, host: str, port: int, stall_seconds: float) -> None:
     """Start the port's server in a daemon thread (like prometheus_client's own start_http_server)."""
     metrics_app, started_at = make_wsgi_app(metrics.registry), time.time()
@@ -39,7 +49,8 @@ def serve(metrics: ServiceMetrics, host: str, port: int, stall_seconds: float) -
         verdict = stall(metrics, started_at, stall_seconds, time.time())
         status = "503 Service Unavailable" if verdict["stalled"] else "200 OK"
         start_response(status, [("Content-Type", "application/json")])
-        return [json.dumps({"status": "stalled" if verdict["stalled"] else "ok", **verdict}).encode()]
+        body = {"status": "stalled" if verdict["stalled"] else "ok", **verdict, "outbox_relay": outbox(metrics)}
+        return [json.dumps(body).encode()]
 
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()

@@ -118,3 +118,35 @@ class ChangeSink(Protocol):
 
     async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
         """After the commit, before the offsets move: drop them again, release the hold, announce."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One event waiting in the outbox, exactly as it goes on the wire (value: the complete envelope)."""
+
+    id: int  # publish order
+    event_id: UUID
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the broker acknowledged of rows sent in order: the first `delivered`; `error` stopped the rest."""
+
+    delivered: int
+    error: Exception | None = None
+
+
+class OutboxStore(Protocol):
+    async def unpublished(self, limit: int) -> list[OutboxRow]:
+        """The oldest rows not yet published, in id order."""
+
+    async def mark_published(self, ids: Sequence[int]) -> None: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, rows: Sequence[OutboxRow]) -> Delivery:
+        """Send the rows in order, each on its topic with its key; wait for the broker's acknowledgements."""
