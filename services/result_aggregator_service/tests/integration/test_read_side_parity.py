@@ -43,11 +43,9 @@ async def test_the_in_memory_read_model_answers_every_page_and_filter_as_postgre
 
     for batch_id, essay_id in [(b, f"{b}-e{i}") for b in batch_ids for i in (1, 2)] + [(batch_ids[0], "x")]:
         # the fake derives an essay from its batch's item; only the fields an item lacks may differ
-        expected = await real.essay(batch_id, essay_id)
+        essay = await real.essay(batch_id, essay_id)
         lacking = {"text_storage_id": None, "spellcheck_metrics": None}
-        assert await fake.essay(batch_id, essay_id) == (
-            expected and (expected[0].model_copy(update=lacking), expected[1])
-        )
+        assert await fake.essay(batch_id, essay_id) == (essay and (essay[0].model_copy(update=lacking), essay[1]))
     assert await real.essay("never-seen", "e1") is None and await fake.essay("never-seen", "e1") is None
 
     for status in (None, BatchStatus.COMPLETED_SUCCESSFULLY, BatchStatus.AWAITING_CONTENT_VALIDATION):
