@@ -44,7 +44,9 @@ def test_a_version_1_spellcheck_result_is_upcast_to_the_current_model() -> None:
     assert isinstance(decoded.data, events.SpellcheckResultV1Schema2) and decoded.schema_version == 2
     assert (decoded.data.correction_count, decoded.data.language) == (7, "und")
     v2 = decode_event(SPELLCHECK, raw(samples.spellcheck_as_schema_2(v1, language="und")))
-    assert decoded == v2 and decoded.data == v2.data
+    assert decoded == v2 and decoded.data == v2.data and type(decoded) is type(v2)
+    assert decoded.model_dump_json() == v2.model_dump_json()
+    assert decoded.data.model_fields_set == v2.data.model_fields_set
 
 
 def test_a_current_version_envelope_is_returned_as_validated() -> None:
