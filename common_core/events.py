@@ -80,7 +80,9 @@ class CorrectionMetrics(ContractModel):
     correction_density: float
 
 
-class SpellcheckResultV1(ContractModel):
+class _SpellcheckResult(ContractModel):
+    """What every schema version of the spellcheck result has in common."""
+
     event_name: str
     entity_id: str
     entity_type: str | None = None
@@ -91,12 +93,25 @@ class SpellcheckResultV1(ContractModel):
     batch_id: str
     correlation_id: str
     user_id: str | None = None
-    corrections_made: int
     correction_metrics: CorrectionMetrics
     original_text_storage_id: str
     corrected_text_storage_id: str | None = None
     processing_duration_ms: int
     processor_version: str
+
+
+class SpellcheckResultV1(_SpellcheckResult):
+    """The spellcheck result at envelope schema_version 1 (the default)."""
+
+    corrections_made: int
+
+
+class SpellcheckResultV1Schema2(_SpellcheckResult):
+    """The spellcheck result at envelope schema_version 2: `corrections_made` is renamed `correction_count`,
+    and `language` (the BCP 47 tag of the language the text was checked in) is added."""
+
+    correction_count: int
+    language: str
 
 
 class EssayResultV1(ContractModel):

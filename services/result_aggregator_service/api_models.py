@@ -39,6 +39,15 @@ class EssayResultResponse(_Response):
     last_updated: UtcDatetime
 
 
+class EssayDetailResponse(EssayResultResponse):
+    """One essay with everything the read model keeps of it: the batch status's essay item, plus its batch,
+    its text's storage id and the spellchecker's correction metrics."""
+
+    batch_id: str
+    text_storage_id: str | None = None
+    spellcheck_metrics: dict[str, Any] | None = None
+
+
 class BatchStatusResponse(_Response):
     batch_id: str
     user_id: str

@@ -6,6 +6,9 @@
   (and, for a batch, its version): the cache refuses an answer older than an invalidation or a commit
   under way. When it refuses, the waiters that joined ask the read model themselves rather than trust it.
 - cache unavailable (generation None): counted as `error` and answered from the read model.
+- an essay's answer is cached under its batch (same generation, holds and version fence), so whatever
+  invalidates the batch invalidates its essays; an unknown essay is not cached (the batch's essays bound
+  what its cache can hold).
 """
 
 from __future__ import annotations
@@ -19,11 +22,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common_core.enums import BatchStatus
-from result_aggregator_service.api_models import BatchStatusResponse, UserBatchesQuery, UserBatchesResponse
+from result_aggregator_service.api_models import (
+    BatchStatusResponse,
+    EssayDetailResponse,
+    UserBatchesQuery,
+    UserBatchesResponse,
+)
 from result_aggregator_service.metrics import ServiceMetrics
 
 BATCH_STATUS_ROUTE = "/internal/v1/batches/<batch_id>/status"
 USER_BATCHES_ROUTE = "/internal/v1/batches/user/<user_id>"
+ESSAY_ROUTE = "/internal/v1/batches/<batch_id>/essays/<essay_id>"
 _ETAG_SAFE = re.compile(r"^[!#-~]{1,200}$")  # visible ASCII without the double quote
 
 
@@ -35,6 +44,10 @@ class ResponseCache(Protocol):
 
     async def fill_batch(self, batch_id: str, generation: str, value: bytes, version: int) -> bool: ...
 
+    async def read_essay(self, batch_id: str, essay_id: str) -> tuple[bytes | None, str | None]: ...
+
+    async def fill_essay(self, batch_id: str, essay_id: str, generation: str, value: bytes, version: int) -> bool: ...
+
     async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]: ...
 
     async def fill_page(self, user_id: str, page: str, generation: str, value: bytes) -> bool: ...
@@ -45,6 +58,9 @@ class ReadModel(Protocol):
 
     async def batch_status(self, batch_id: str) -> tuple[BatchStatusResponse, int] | None:
         """The registered batch with its essays and its version; None unless it is registered."""
+
+    async def essay(self, batch_id: str, essay_id: str) -> tuple[EssayDetailResponse, int] | None:
+        """One essay of a registered batch's registration, with its batch's version; else None."""
 
     async def user_batches(
         self, user_id: str, limit: int, offset: int, status: BatchStatus | None
@@ -73,8 +89,16 @@ def decode(stored: bytes) -> Rendered | None:
 
 def batch_etag(batch_id: str, version: int) -> str:
     """Weak, from the version the worker bumps on every committed change."""
-    tag = batch_id if _ETAG_SAFE.match(batch_id) else hashlib.sha256(batch_id.encode()).hexdigest()[:16]
-    return f'W/"{tag}-{version}"'
+    return f'W/"{_tag(batch_id)}-{version}"'
+
+
+def essay_etag(batch_id: str, essay_id: str, version: int) -> str:
+    """The batch's version: every change to one of its essays bumps it."""
+    return f'W/"{_tag(f"{batch_id}/{essay_id}")}-{version}"'
+
+
+def _tag(name: str) -> str:
+    return name if _ETAG_SAFE.match(name) else hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def page_etag(body: bytes) -> str:
@@ -92,7 +116,7 @@ class ReadService:
         lookups = metrics.cache_lookups
         self._count = {
             (route, result): lookups.labels(route, result).inc
-            for route in (BATCH_STATUS_ROUTE, USER_BATCHES_ROUTE)
+            for route in (BATCH_STATUS_ROUTE, USER_BATCHES_ROUTE, ESSAY_ROUTE)
             for result in ("hit", "miss", "error")
         }
 
@@ -105,6 +129,16 @@ class ReadService:
         self._count[BATCH_STATUS_ROUTE, "miss" if generation is not None else "error"]()
         load = functools.partial(self._load_batch, batch_id, generation)
         return await self._single_flight(("batch", batch_id, generation or ""), load)
+
+    async def essay(self, batch_id: str, essay_id: str) -> Rendered | None:
+        """The essay's answer; None unless it is one of a registered batch's essays."""
+        stored, generation = await self._cache.read_essay(batch_id, essay_id)
+        if stored is not None:
+            self._count[ESSAY_ROUTE, "hit"]()
+            return decode(stored)
+        self._count[ESSAY_ROUTE, "miss" if generation is not None else "error"]()
+        load = functools.partial(self._load_essay, batch_id, essay_id, generation)
+        return await self._single_flight(("essay", batch_id, essay_id, generation or ""), load)
 
     async def user_batches(self, user_id: str, query: UserBatchesQuery) -> Rendered:
         """One page of the user's batches (a page always exists, if empty)."""
@@ -128,6 +162,16 @@ class ReadService:
         if generation is None:  # no cache to tell whether a commit landed since: never shared
             return answer, False
         return answer, await self._cache.fill_batch(batch_id, generation, encode(answer), version)
+
+    async def _load_essay(self, batch_id: str, essay_id: str, generation: str | None) -> tuple[Rendered | None, bool]:
+        found = await self._model.essay(batch_id, essay_id)
+        if found is None:  # not cached (any id can be asked for), so nothing tells whether it is still news
+            return None, False
+        response, version = found
+        answer = Rendered(response.model_dump_json().encode(), essay_etag(batch_id, essay_id, version))
+        if generation is None:
+            return answer, False
+        return answer, await self._cache.fill_essay(batch_id, essay_id, generation, encode(answer), version)
 
     async def _load_page(
         self, user_id: str, page: str, query: UserBatchesQuery, generation: str | None

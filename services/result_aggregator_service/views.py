@@ -17,6 +17,7 @@ from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.tables import batches, essays
 from result_aggregator_service.api_models import (
     BatchStatusResponse,
+    EssayDetailResponse,
     EssayResultResponse,
     Pagination,
     UserBatchesResponse,
@@ -43,6 +44,7 @@ _BATCH_COLUMNS: tuple[Column[Any], ...] = (
 _ESSAY_COLUMNS = tuple(
     essays.c[name].label(f"{_ESSAY_PREFIX}{name}") for name in EssayResultResponse.model_fields if name in essays.c
 )
+_ESSAY_DETAIL_COLUMNS = tuple(essays.c[name] for name in EssayDetailResponse.model_fields if name in essays.c)
 _NEWEST_FIRST = (batches.c.created_at.desc(), batches.c.batch_id.desc())
 # The batch's essays are those its latest registration lists (rules.derive_essays); rows of other essays
 # hold facts only, e.g. results for an essay a corrected registration dropped.
@@ -61,6 +63,21 @@ async def batch_status(session: AsyncSession, batch_id: str) -> tuple[BatchStatu
     if not rows:
         return None
     return _batch_response(rows[0], rows), rows[0].version
+
+
+async def essay(session: AsyncSession, batch_id: str, essay_id: str) -> tuple[EssayDetailResponse, int] | None:
+    """One essay of a registered batch's registration and its batch's version; None otherwise."""
+    query = (
+        select(batches.c.version.label("batch_version"), *_ESSAY_DETAIL_COLUMNS)
+        .join(essays, _of_registration(batches.c.batch_id, _REGISTERED_ESSAY_IDS.element))
+        .where(batches.c.batch_id == batch_id, batches.c.is_registered, essays.c.essay_id == essay_id)
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    fields = row._mapping
+    detail = EssayDetailResponse.model_validate({column.name: fields[column.name] for column in _ESSAY_DETAIL_COLUMNS})
+    return detail, row.batch_version
 
 
 async def user_batches(
@@ -146,6 +163,10 @@ class SqlReadModel:
     async def batch_status(self, batch_id: str) -> tuple[BatchStatusResponse, int] | None:
         async with self._sessions() as session:
             return await batch_status(session, batch_id)
+
+    async def essay(self, batch_id: str, essay_id: str) -> tuple[EssayDetailResponse, int] | None:
+        async with self._sessions() as session:
+            return await essay(session, batch_id, essay_id)
 
     async def user_batches(
         self, user_id: str, limit: int, offset: int, status: BatchStatus | None

@@ -158,6 +158,14 @@ def spellcheck_result(
     return envelope(topics.SPELLCHECK_RESULTS_TOPIC, data, **env)
 
 
+def spellcheck_as_schema_2(sample: JsonDict, language: str = "en") -> JsonDict:
+    """The same spellcheck result as a producer on schema_version 2 sends it: `corrections_made` renamed
+    `correction_count`, `language` added."""
+    data = {**sample["data"], "language": language}
+    data["correction_count"] = data.pop("corrections_made")
+    return {**sample, "schema_version": 2, "data": data}
+
+
 def essay_result(
     essay_id: str,
     rank: int = 1,

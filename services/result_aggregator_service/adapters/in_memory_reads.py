@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 
 from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.response_cache import HOLD_SECONDS
-from result_aggregator_service.api_models import BatchStatusResponse, Pagination, UserBatchesResponse
+from result_aggregator_service.api_models import (
+    BatchStatusResponse,
+    EssayDetailResponse,
+    Pagination,
+    UserBatchesResponse,
+)
 from result_aggregator_service.service_layer.ports import BatchChange
 
 _tokens = itertools.count(1)
@@ -28,6 +33,7 @@ class _CacheState:
     values: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # key -> (value, expires at)
     pages: dict[str, dict[str, bytes]] = field(default_factory=dict)
     pages_expire: dict[str, float] = field(default_factory=dict)
+    essays: dict[str, tuple[dict[str, bytes], float]] = field(default_factory=dict)  # batch -> (answers, expires)
     generations: dict[str, int] = field(default_factory=dict)
     holds: dict[str, dict[int, float]] = field(default_factory=dict)  # key -> owner -> deadline
     fences: dict[str, int] = field(default_factory=dict)
@@ -52,6 +58,12 @@ class InMemoryResponseCache:
         value = stored[0] if stored is not None and stored[1] > time.monotonic() else None
         return value, self._generation(f"batch:{batch_id}")
 
+    async def read_essay(self, batch_id: str, essay_id: str) -> tuple[bytes | None, str | None]:
+        if not self.state.available:
+            return None, None
+        answers, expires = self.state.essays.get(batch_id, ({}, 0.0))
+        return (answers.get(essay_id) if expires > time.monotonic() else None), self._generation(f"batch:{batch_id}")
+
     async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]:
         if not self.state.available:
             return None, None
@@ -65,6 +77,14 @@ class InMemoryResponseCache:
         if not self._may_fill(key, generation) or version < self.state.fences.get(batch_id, 0):
             return False
         self.state.values[key] = (value, time.monotonic() + self._ttl)
+        return True
+
+    async def fill_essay(self, batch_id: str, essay_id: str, generation: str, value: bytes, version: int) -> bool:
+        if not self._may_fill(f"batch:{batch_id}", generation) or version < self.state.fences.get(batch_id, 0):
+            return False
+        answers, expires = self.state.essays.get(batch_id) or ({}, time.monotonic() + self._ttl)
+        answers[essay_id] = value
+        self.state.essays[batch_id] = (answers, expires)
         return True
 
     async def fill_page(self, user_id: str, page: str, generation: str, value: bytes) -> bool:
@@ -96,6 +116,8 @@ class InMemoryResponseCache:
             self.state.pages.pop(key, None)
             self.state.pages_expire.pop(key, None)
             self.state.generations[key] = self.state.generations.get(key, 0) + 1
+        for change in changes:
+            self.state.essays.pop(change.batch_id, None)
         return keys
 
     def _generation(self, key: str) -> str:
@@ -109,10 +131,12 @@ class InMemoryResponseCache:
 
 
 class InMemoryReadModel:
-    """Batch answers put in by the test, with the internal status the list filter uses."""
+    """Batch answers put in by the test, with the internal status the list filter uses, and essay answers
+    (by default each batch essay's item with its batch id; `put_essay` gives the fields only an essay has)."""
 
     def __init__(self) -> None:
         self.batches: dict[str, tuple[BatchStatusResponse, int, BatchStatus]] = {}
+        self.essays: dict[tuple[str, str], EssayDetailResponse] = {}
         self.queries = 0
         self.gate: asyncio.Event | None = None  # when set to an unset event, queries wait for it
 
@@ -123,6 +147,21 @@ class InMemoryReadModel:
         await self._query()
         found = self.batches.get(batch_id)
         return None if found is None else (found[0], found[1])
+
+    def put_essay(self, essay: EssayDetailResponse) -> None:
+        self.essays[essay.batch_id, essay.essay_id] = essay
+
+    async def essay(self, batch_id: str, essay_id: str) -> tuple[EssayDetailResponse, int] | None:
+        await self._query()
+        found = self.batches.get(batch_id)
+        if found is None:
+            return None
+        response, version, _ = found
+        for item in response.essays:
+            if item.essay_id == essay_id:
+                detail = self.essays.get((batch_id, essay_id))
+                return detail or EssayDetailResponse(batch_id=batch_id, **item.model_dump()), version
+        return None
 
     async def user_batches(
         self, user_id: str, limit: int, offset: int, status: BatchStatus | None

@@ -4,6 +4,9 @@ Keys (one place):
 - `ras:batch:{batch_id}`: a batch's cached status answer; `ras:user:{user_id}`: a hash of the user's
   cached list pages, at most `max_pages` fields, expiring `ttl` after its first fill (fills never renew
   it, so no page outlives the TTL and the hash cannot grow without bound).
+- `ras:essays:{batch_id}`: a hash of the batch's cached essay answers (field: essay id). It has no
+  generation, hold or fence of its own: it is filled under the batch's and deleted with it, so every
+  rule below covers it as it covers the batch; it expires `ttl` after its first fill, like a user's pages.
 - `ras:gen:...`: a generation per key that every invalidation bumps. A fill is a compare-and-set on the
   generation read before the query, so an answer older than an invalidation never goes back.
 - `ras:hold:...`: the commits under way on the key, a sorted set of (owner token, deadline). Each
@@ -44,15 +47,19 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now[1] * 1000 + math.floor(now[2
 if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 """
 
-# KEYS: value, generation, hold, fence; ARGV: generation read, value, ttl, version of the value
-_FILL_BATCH: Final = (
+# A fill of a batch's answers: refused unless the generation is still the one read, no commit holds
+# the batch and the answer is not older than the batch's fence.
+# KEYS: value, generation, hold, fence; ARGV: generation read, version of the value, value, ttl, ...
+_FRESH_FOR_BATCH: Final = (
     "if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end\n"
     + _LIVE_HOLDS
-    + """
-if tonumber(ARGV[4]) < tonumber(redis.call('GET', KEYS[4]) or '0') then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
+    + "if tonumber(ARGV[2]) < tonumber(redis.call('GET', KEYS[4]) or '0') then return 0 end\n"
+)
+_FILL_BATCH: Final = _FRESH_FOR_BATCH + "redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])\nreturn 1\n"
+# KEYS[1] is the essays hash, the rest the batch's; ARGV[5]: the essay id
+_FILL_ESSAY: Final = (
+    _FRESH_FOR_BATCH
+    + "redis.call('HSET', KEYS[1], ARGV[5], ARGV[3])\nredis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')\nreturn 1\n"
 )
 
 # KEYS: pages hash, generation, hold; ARGV: generation read, page, value, ttl, max pages
@@ -69,7 +76,8 @@ return 1
 """
 )
 
-# KEYS: (value, generation, hold) per affected key, then the fences of the changed batches.
+# KEYS: (value, generation, hold) per affected key, then the fences of the changed batches, then their
+# essays hashes (one DEL each: the essays ride on their batch's generation, holds and fence).
 # ARGV: 'hold' or 'release', owner token, hold ms, generation ttl, fence ttl, #triples, #fences, the
 # fences' versions, the invalidation announcement, then the change notices to publish (on release).
 _INVALIDATE: Final = (
@@ -80,6 +88,7 @@ for i = 1, 3 * n, 3 do
   redis.call('INCR', KEYS[i + 1])
   redis.call('EXPIRE', KEYS[i + 1], ARGV[4])
 end
+for j = 1, m do redis.call('DEL', KEYS[3 * n + m + j]) end
 redis.call('PUBLISH', '"""
     + INVALIDATIONS_CHANNEL
     + """', ARGV[8 + m])
@@ -110,6 +119,10 @@ def batch_key(batch_id: str) -> str:
     return f"ras:batch:{batch_id}"
 
 
+def essays_key(batch_id: str) -> str:
+    return f"ras:essays:{batch_id}"
+
+
 def user_key(user_id: str) -> str:
     return f"ras:user:{user_id}"
 
@@ -135,12 +148,19 @@ class RedisResponseCache:
         self._max_pages = max_pages
         self._token = uuid.uuid4().hex  # this process's holds
         self._fill_batch = redis.register_script(_FILL_BATCH)
+        self._fill_essay = redis.register_script(_FILL_ESSAY)
         self._fill_page = redis.register_script(_FILL_PAGE)
         self._invalidate = redis.register_script(_INVALIDATE)
 
     async def read_batch(self, batch_id: str) -> tuple[bytes | None, str | None]:
         key = batch_key(batch_id)
         return await self._read(self._redis.mget(key, _generation_key(key)))
+
+    async def read_essay(self, batch_id: str, essay_id: str) -> tuple[bytes | None, str | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(essays_key(batch_id), essay_id)
+        pipe.get(_generation_key(batch_key(batch_id)))
+        return await self._read(pipe.execute())
 
     async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]:
         key = user_key(user_id)
@@ -152,7 +172,12 @@ class RedisResponseCache:
     async def fill_batch(self, batch_id: str, generation: str, value: bytes, version: int) -> bool:
         key = batch_key(batch_id)
         keys = [key, _generation_key(key), _hold_key(key), _fence_key(batch_id)]
-        return await self._fill(self._fill_batch(keys=keys, args=[generation, value, self._ttl, version]))
+        return await self._fill(self._fill_batch(keys=keys, args=[generation, version, value, self._ttl]))
+
+    async def fill_essay(self, batch_id: str, essay_id: str, generation: str, value: bytes, version: int) -> bool:
+        key = batch_key(batch_id)
+        keys = [essays_key(batch_id), _generation_key(key), _hold_key(key), _fence_key(batch_id)]
+        return await self._fill(self._fill_essay(keys=keys, args=[generation, version, value, self._ttl, essay_id]))
 
     async def fill_page(self, user_id: str, page: str, generation: str, value: bytes) -> bool:
         key = user_key(user_id)
@@ -194,7 +219,7 @@ class RedisResponseCache:
         for change in changes:
             versions[change.batch_id] = max(change.version, versions.get(change.batch_id, 0))
         keys = [k for key in affected for k in (key, _generation_key(key), _hold_key(key))]
-        keys += [_fence_key(batch_id) for batch_id in versions]
+        keys += [_fence_key(batch_id) for batch_id in versions] + [essays_key(batch_id) for batch_id in versions]
         notices = [] if hold else [json.dumps({"batch_id": c.batch_id, "version": c.version}) for c in changes]
         mode = "hold" if hold else "release"
         head: list[EncodableT] = [

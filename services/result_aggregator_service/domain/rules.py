@@ -13,7 +13,7 @@ from common_core.events import (
     BatchPipelineCompletedV1,
     ELSBatchPhaseOutcomeV1,
     EssaySlotAssignedV1,
-    SpellcheckResultV1,
+    SpellcheckResultV1Schema2,
 )
 from result_aggregator_service.domain.model import (
     TERMINAL_STATUSES,
@@ -107,14 +107,15 @@ def apply_phase_outcome(batch: BatchResult, fact: ELSBatchPhaseOutcomeV1, stamp:
     return _started(_touched(batch, stamp), stamp)
 
 
-def apply_spellcheck_result(batch: BatchResult, fact: SpellcheckResultV1, stamp: Stamp) -> BatchResult:
+def apply_spellcheck_result(batch: BatchResult, fact: SpellcheckResultV1Schema2, stamp: Stamp) -> BatchResult:
+    """The current schema version only (service_layer/schema_versions.py upcasts older ones)."""
     stage = _spellcheck_stage(fact.status)
     error = (
         (fact.system_metadata.error_info or {"error_type": fact.status}) if stage is ProcessingStage.FAILED else None
     )
     progress = PhaseProgress(stage, error, stamp)
     outcome = SpellcheckOutcome(
-        correction_count=fact.corrections_made,
+        correction_count=fact.correction_count,
         corrected_text_storage_id=fact.corrected_text_storage_id,
         metrics=fact.correction_metrics.model_dump(),
         stamp=stamp,

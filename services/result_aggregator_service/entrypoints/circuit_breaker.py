@@ -28,7 +28,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.transient import is_transient
-from result_aggregator_service.api_models import BatchStatusResponse, UserBatchesResponse
+from result_aggregator_service.api_models import BatchStatusResponse, EssayDetailResponse, UserBatchesResponse
 from result_aggregator_service.config import Settings
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.read_service import ReadModel
@@ -156,6 +156,10 @@ class GuardedReadModel:
     async def batch_status(self, batch_id: str) -> tuple[BatchStatusResponse, int] | None:
         async with self._circuit.guard():
             return await self._model.batch_status(batch_id)
+
+    async def essay(self, batch_id: str, essay_id: str) -> tuple[EssayDetailResponse, int] | None:
+        async with self._circuit.guard():
+            return await self._model.essay(batch_id, essay_id)
 
     async def user_batches(
         self, user_id: str, limit: int, offset: int, status: BatchStatus | None

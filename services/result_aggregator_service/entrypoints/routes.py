@@ -1,4 +1,4 @@
-"""The API's routes: the two internal queries (cached, with ETags), `/healthz` and `/metrics`.
+"""The API's routes: the internal queries (cached, with ETags), `/healthz` and `/metrics`.
 
 Decorator order matters: the route, then quart-schema's decorators, then `@inject` directly above the
 function (otherwise the OpenAPI document loses its schemas).
@@ -19,6 +19,7 @@ from werkzeug.http import unquote_etag
 from result_aggregator_service.api_models import (
     BatchStatusResponse,
     ErrorResponse,
+    EssayDetailResponse,
     HealthResponse,
     UserBatchesQuery,
     UserBatchesResponse,
@@ -27,9 +28,15 @@ from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuit
 from result_aggregator_service.entrypoints.health import check_health
 from result_aggregator_service.metrics import ServiceMetrics
-from result_aggregator_service.read_service import BATCH_STATUS_ROUTE, USER_BATCHES_ROUTE, ReadService, Rendered
+from result_aggregator_service.read_service import (
+    BATCH_STATUS_ROUTE,
+    ESSAY_ROUTE,
+    USER_BATCHES_ROUTE,
+    ReadService,
+    Rendered,
+)
 
-__all__ = ["BATCH_STATUS_ROUTE", "USER_BATCHES_ROUTE", "routes"]
+__all__ = ["BATCH_STATUS_ROUTE", "ESSAY_ROUTE", "USER_BATCHES_ROUTE", "routes"]
 
 SERVICE_AUTH: list[dict[str, list[str]]] = [{"InternalApiKey": [], "ServiceId": []}]
 
@@ -50,6 +57,24 @@ async def batch_status(batch_id: str, reads: FromDishka[ReadService]) -> Respons
     rendered = await reads.batch_status(_storable("batch_id", batch_id))
     if rendered is None:
         raise NotFound(f"batch {batch_id!r} is not registered")
+    return _conditional(rendered)
+
+
+@routes.get(ESSAY_ROUTE)
+@security_scheme(SERVICE_AUTH)
+@document_response(EssayDetailResponse, 200)
+@document_response(ErrorResponse, 400)
+@document_response(ErrorResponse, 401)
+@document_response(ErrorResponse, 403)
+@document_response(ErrorResponse, 404)
+@document_response(ErrorResponse, 503)
+@inject
+async def essay(batch_id: str, essay_id: str, reads: FromDishka[ReadService]) -> Response:
+    """One essay with everything the read model keeps of it; 404 unless its batch was registered with it.
+    The ETag carries the batch's version (a change to any of its essays changes it)."""
+    rendered = await reads.essay(_storable("batch_id", batch_id), _storable("essay_id", essay_id))
+    if rendered is None:
+        raise NotFound(f"essay {essay_id!r} is not an essay of a registered batch {batch_id!r}")
     return _conditional(rendered)
 
 

@@ -1,4 +1,5 @@
-"""The decode step: the wire contract (common_core) plus what the read model's columns can hold.
+"""The decode step: the wire contract (common_core) of the schema version the envelope states, what the
+read model's columns can hold, then the upcast to the topic's current version (schema_versions.py).
 
 A value PostgreSQL would refuse is bad input, so it is a schema error here (the record is parked as
 `schema_invalid`) rather than a database error that parks it as `internal` after a failed transaction:
@@ -6,7 +7,8 @@ A value PostgreSQL would refuse is bad input, so it is a schema error here (the 
   every other integer, those inside free-form objects (stored as JSONB) included;
 - an identifier longer than its `varchar(255)` column (the fields below);
 - U+0000 in any string or object key: neither `text` nor `jsonb` can hold it.
-NaN and Infinity are refused by the contract itself (JSON has no such numbers).
+NaN and Infinity are refused by the contract itself (JSON has no such numbers). The checks run before the
+upcast, so an error names the field as the producer sent it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from common_core import events
 from common_core.envelope import EventEnvelope
-from common_core.registry import decode_envelope
+from result_aggregator_service.service_layer.schema_versions import upcast, validate_stated_version
 
 INT32_RANGE = range(-(2**31), 2**31)
 INT64_RANGE = range(-(2**63), 2**63)
@@ -28,6 +30,7 @@ INT64_RANGE = range(-(2**63), 2**63)
 INT32_FIELDS: dict[tuple[type[BaseModel], str], str] = {
     (events.BatchEssaysRegistered, "expected_essay_count"): "batches.essay_count",
     (events.SpellcheckResultV1, "corrections_made"): "essays.spellcheck_correction_count",
+    (events.SpellcheckResultV1Schema2, "correction_count"): "essays.spellcheck_correction_count",
     (events.EssayResultV1, "rank"): "essays.cj_rank",
     (events.BatchPipelineCompletedV1, "successful_essay_count"): "batches.completed_essay_count",
     (events.BatchPipelineCompletedV1, "failed_essay_count"): "batches.failed_essay_count",
@@ -51,6 +54,9 @@ VARCHAR_FIELDS: dict[tuple[type[BaseModel], str], str] = {
     (events.SpellcheckResultV1, "batch_id"): "batches.batch_id",
     (events.SpellcheckResultV1, "entity_id"): "essays.essay_id",
     (events.SpellcheckResultV1, "corrected_text_storage_id"): "essays.spellcheck_corrected_text_storage_id",
+    (events.SpellcheckResultV1Schema2, "batch_id"): "batches.batch_id",
+    (events.SpellcheckResultV1Schema2, "entity_id"): "essays.essay_id",
+    (events.SpellcheckResultV1Schema2, "corrected_text_storage_id"): "essays.spellcheck_corrected_text_storage_id",
     (events.AssessmentResultV1, "batch_id"): "batches.batch_id",
     (events.EssayResultV1, "essay_id"): "essays.essay_id",
     (events.BatchPipelineCompletedV1, "batch_id"): "batches.batch_id",
@@ -78,14 +84,15 @@ Location = tuple[str | int, ...]
 
 
 def decode_event(topic: str, raw: bytes) -> EventEnvelope[Any]:
-    """Parse and validate one record value; raises KeyError (unknown topic) or pydantic.ValidationError."""
-    envelope = decode_envelope(topic, raw)
+    """Parse and validate one record value, its payload in the topic's current version; raises KeyError
+    (unknown topic), pydantic.ValidationError or schema_versions.UnsupportedSchemaVersion."""
+    envelope = validate_stated_version(topic, raw)
     problems = _too_long(envelope.data, ("data",))
     if _maybe_unstorable(raw):
         problems += _unstorable(envelope, ())
     if problems:
         raise ValidationError.from_exception_data("EventEnvelope", problems)
-    return envelope
+    return upcast(topic, envelope)
 
 
 def _maybe_unstorable(raw: bytes) -> bool:

@@ -15,7 +15,7 @@ from common_core.events import (
     BatchPipelineCompletedV1,
     ELSBatchPhaseOutcomeV1,
     EssaySlotAssignedV1,
-    SpellcheckResultV1,
+    SpellcheckResultV1Schema2,
 )
 from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult, Stamp
@@ -57,7 +57,7 @@ async def record_phase_outcome(envelope: EventEnvelope[ELSBatchPhaseOutcomeV1], 
     await _fold(envelope, uow, rules.apply_phase_outcome)
 
 
-async def record_spellcheck_result(envelope: EventEnvelope[SpellcheckResultV1], uow: UnitOfWork) -> None:
+async def record_spellcheck_result(envelope: EventEnvelope[SpellcheckResultV1Schema2], uow: UnitOfWork) -> None:
     await _fold(envelope, uow, rules.apply_spellcheck_result)
 
 

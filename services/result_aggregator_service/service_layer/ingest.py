@@ -31,6 +31,7 @@ from result_aggregator_service.service_layer.ports import (
     SeenEventHints,
     UnitOfWork,
 )
+from result_aggregator_service.service_layer.schema_versions import UnsupportedSchemaVersion
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]
             undecodable = any(e["type"] == "json_invalid" for e in error.errors())
             reason = ParkReason.UNDECODABLE if undecodable else ParkReason.SCHEMA_INVALID
             _park(report, Parked(record, reason, str(error)))
+            continue
+        except UnsupportedSchemaVersion as error:
+            _park(report, Parked(record, ParkReason.UNSUPPORTED_VERSION, str(error)))
             continue
         if envelope.event_id in decoded:  # the same event twice in one micro-batch
             report.outcomes[record.topic, "duplicate"] += 1

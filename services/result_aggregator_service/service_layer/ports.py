@@ -35,6 +35,7 @@ class ParkReason(StrEnum):
     INTERNAL = "internal"  # an unexpected, non-transient failure while applying the event
     UNREADABLE = "unreadable"  # the Kafka client cannot decode the record: parked by its place, then skipped
     UNSTORABLE = "unstorable"  # not even parkable in full: kept with its value's bytes only
+    UNSUPPORTED_VERSION = "unsupported_version"  # a schema_version this release cannot read: replay after an upgrade
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,16 @@ INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400"]  # 1e400 overflows to Infinity
 
 
+SPELLCHECK_2 = f"{topics.SPELLCHECK_RESULTS_TOPIC}@2"  # the spellcheck sample at schema_version 2
+
+
+def _topic(sample: str) -> str:
+    return sample.split("@", maxsplit=1)[0]
+
+
 def _sample(topic: str) -> dict[str, Any]:
     return {
+        SPELLCHECK_2: samples.spellcheck_as_schema_2(samples.spellcheck_result("b1", "e1")),
         topics.BATCH_ESSAYS_REGISTERED_TOPIC: samples.batch_registered("b1", ["e1"]),
         topics.ESSAY_SLOT_ASSIGNED_TOPIC: samples.slot_assigned("b1", "e1"),
         topics.BATCH_PHASE_OUTCOME_TOPIC: samples.phase_outcome("b1", ["e1"], ["e2"]),
@@ -55,12 +63,12 @@ FREE_FORM_OBJECTS = [
 INTEGERS = [
     (topics.BATCH_ESSAYS_REGISTERED_TOPIC, ("data", "expected_essay_count"), INT32_MAX),
     (topics.SPELLCHECK_RESULTS_TOPIC, ("data", "corrections_made"), INT32_MAX),
+    (SPELLCHECK_2, ("data", "correction_count"), INT32_MAX),
     (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "essay_results", 0, "rank"), INT32_MAX),
     (topics.BATCH_PIPELINE_COMPLETED_TOPIC, ("data", "successful_essay_count"), INT32_MAX),
     (topics.BATCH_PIPELINE_COMPLETED_TOPIC, ("data", "failed_essay_count"), INT32_MAX),
     (topics.SPELLCHECK_RESULTS_TOPIC, ("data", "correction_metrics", "word_count"), INT64_MAX),
     (topics.SPELLCHECK_RESULTS_TOPIC, ("data", "processing_duration_ms"), INT64_MAX),
-    (topics.BATCH_ESSAYS_REGISTERED_TOPIC, ("schema_version",), INT64_MAX),
     (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "assessment_metadata", "comparison_count"), INT64_MAX),
 ]
 
@@ -76,7 +84,11 @@ IDENTIFIERS = [
     (topics.BATCH_PHASE_OUTCOME_TOPIC, ("data", "batch_id")),
     (topics.BATCH_PHASE_OUTCOME_TOPIC, ("data", "failed_essay_ids", 0)),
     (topics.BATCH_PHASE_OUTCOME_TOPIC, ("data", "processed_essays", 0, "essay_id")),
-    *[(topics.SPELLCHECK_RESULTS_TOPIC, ("data", f)) for f in ("batch_id", "entity_id", "corrected_text_storage_id")],
+    *[
+        (sample, ("data", f))
+        for sample in (topics.SPELLCHECK_RESULTS_TOPIC, SPELLCHECK_2)
+        for f in ("batch_id", "entity_id", "corrected_text_storage_id")
+    ],
     (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "batch_id")),
     (topics.ASSESSMENT_RESULT_PUBLISHED_TOPIC, ("data", "essay_results", 0, "essay_id")),
     (topics.BATCH_PIPELINE_COMPLETED_TOPIC, ("data", "batch_id")),
@@ -95,7 +107,7 @@ def _raw_with(topic: str, path: tuple[str | int, ...], literal: str) -> bytes:
 
 def _schema_error(topic: str, raw: bytes) -> ValidationError:
     with pytest.raises(ValidationError) as caught:
-        decode_event(topic, raw)
+        decode_event(_topic(topic), raw)
     assert all(error["type"] != "json_invalid" for error in caught.value.errors())  # parked as schema_invalid
     return caught.value
 
@@ -113,14 +125,14 @@ def test_nan_or_infinity_at_any_depth_of_a_free_form_object_is_a_schema_error(
 
 @pytest.mark.parametrize(("topic", "path"), FREE_FORM_OBJECTS)
 def test_finite_numbers_in_a_free_form_object_decode(topic: str, path: tuple[str | int, ...]) -> None:
-    decode_event(topic, _raw_with(topic, path, '{"x": [1.5, -2, 1e300, {"y": 0}]}'))
+    decode_event(_topic(topic), _raw_with(topic, path, '{"x": [1.5, -2, 1e300, {"y": 0}]}'))
 
 
 @pytest.mark.parametrize(("topic", "path", "widest"), INTEGERS)
 def test_an_integer_beyond_its_columns_range_is_a_schema_error(
     topic: str, path: tuple[str | int, ...], widest: int
 ) -> None:
-    decode_event(topic, _raw_with(topic, path, str(widest)))
+    decode_event(_topic(topic), _raw_with(topic, path, str(widest)))
     error = _schema_error(topic, _raw_with(topic, path, str(widest + 1)))
     assert [e["loc"] for e in error.errors()] == [path]
     _schema_error(topic, _raw_with(topic, path, str(-widest - 2)))
@@ -133,7 +145,7 @@ def test_every_int32_field_is_named_with_its_column() -> None:
 
 @pytest.mark.parametrize(("topic", "path"), IDENTIFIERS)
 def test_an_identifier_longer_than_its_column_is_a_schema_error(topic: str, path: tuple[str | int, ...]) -> None:
-    decode_event(topic, _raw_with(topic, path, json.dumps("é" * VARCHAR_LIMIT)))  # characters, not bytes
+    decode_event(_topic(topic), _raw_with(topic, path, json.dumps("é" * VARCHAR_LIMIT)))  # characters, not bytes
     error = _schema_error(topic, _raw_with(topic, path, json.dumps("x" * (VARCHAR_LIMIT + 1))))
     assert [e["loc"] for e in error.errors()] == [path]
 

@@ -140,6 +140,11 @@ async def test_the_openapi_document_describes_both_queries_and_a_docs_page_exist
     assert schema["title"] == "BatchStatusResponse"
     assert set(schema["required"]) >= {"batch_id", "user_id", "overall_status", "essays", "created_at"}
     assert status_op["security"] == [{"InternalApiKey": [], "ServiceId": []}]
+    essay_op = paths["/internal/v1/batches/{batch_id}/essays/{essay_id}"]["get"]
+    essay_schema = essay_op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert essay_schema["title"] == "EssayDetailResponse" and essay_op["security"] == status_op["security"]
+    assert set(essay_schema["required"]) >= {"batch_id", "essay_id", "last_updated"}
+    assert set(essay_op["responses"]) >= {"200", "400", "401", "403", "404", "503"}
     query_names = {p["name"] for p in paths["/internal/v1/batches/user/{user_id}"]["get"]["parameters"]}
     assert query_names == {"user_id", "limit", "offset", "status"}
     assert docs.status_code == 200 and "text/html" in docs.content_type

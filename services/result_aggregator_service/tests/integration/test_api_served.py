@@ -62,7 +62,13 @@ def served_schema(served_api: str) -> Any:
 # One test per operation, driven with hypothesis directly: schemathesis's pytest loader (`from_fixture`)
 # reads `request.node._nodeid`, which pytest 9.2 no longer has.
 @pytest.mark.parametrize(
-    "path", ["/internal/v1/batches/{batch_id}/status", "/internal/v1/batches/user/{user_id}", "/healthz"]
+    "path",
+    [
+        "/internal/v1/batches/{batch_id}/status",
+        "/internal/v1/batches/{batch_id}/essays/{essay_id}",
+        "/internal/v1/batches/user/{user_id}",
+        "/healthz",
+    ],
 )
 def test_the_served_api_keeps_to_its_openapi_document(path: str, served_schema: Any) -> None:
     operation = served_schema[path]["GET"]

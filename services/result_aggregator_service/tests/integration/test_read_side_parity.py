@@ -1,4 +1,5 @@
-"""The in-memory read model pages and filters like the PostgreSQL one (so route tests on the fake hold)."""
+"""The in-memory read model pages, filters and finds essays like the PostgreSQL one (so route tests on the fake
+hold)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ async def test_the_in_memory_read_model_answers_every_page_and_filter_as_postgre
         assert found is not None
         fake.put(found[0], found[1], BatchStatus(statuses[batch_id]))
         assert await fake.batch_status(batch_id) == found
+
+    for batch_id, essay_id in [(b, f"{b}-e{i}") for b in batch_ids for i in (1, 2)] + [(batch_ids[0], "x")]:
+        # the fake derives an essay from its batch's item; only the fields an item lacks may differ
+        essay = await real.essay(batch_id, essay_id)
+        lacking = {"text_storage_id": None, "spellcheck_metrics": None}
+        assert await fake.essay(batch_id, essay_id) == (essay and (essay[0].model_copy(update=lacking), essay[1]))
+    assert await real.essay("never-seen", "e1") is None and await fake.essay("never-seen", "e1") is None
 
     for status in (None, BatchStatus.COMPLETED_SUCCESSFULLY, BatchStatus.AWAITING_CONTENT_VALIDATION):
         for limit, offset in ((20, 0), (2, 0), (2, 2), (2, 4), (3, 10)):

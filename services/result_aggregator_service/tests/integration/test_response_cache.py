@@ -7,13 +7,19 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from result_aggregator_service.adapters.in_memory_reads import InMemoryResponseCache
-from result_aggregator_service.adapters.response_cache import CHANGES_CHANNEL, RedisResponseCache, user_key
+from result_aggregator_service.adapters.response_cache import (
+    CHANGES_CHANNEL,
+    RedisResponseCache,
+    essays_key,
+    user_key,
+)
 from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.config import Settings
 from result_aggregator_service.service_layer.ports import BatchChange
@@ -125,6 +131,26 @@ class ResponseCacheContract:
         assert (await cache.read_page(user_id, "20:0:"))[0] == b"p"
         assert (await cache.read_page(user_id, "20:24:"))[0] is None
 
+    async def test_an_essay_is_filled_and_invalidated_under_its_batch(self, caches: tuple[Cache, Cache]) -> None:
+        cache, other = caches
+        change = a_change(version=4)
+        value, generation = await cache.read_essay(change.batch_id, "e1")
+        assert value is None and generation is not None
+        assert await cache.fill_essay(change.batch_id, "e1", generation, b"e1@4", 4)
+        assert (await other.read_essay(change.batch_id, "e1"))[0] == b"e1@4"
+        assert (await other.read_essay(change.batch_id, "e2"))[0] is None
+
+        await other.batches_changing([replace(change, version=5)])
+        assert (await cache.read_essay(change.batch_id, "e1"))[0] is None  # gone from the start of the commit
+        _, generation = await cache.read_essay(change.batch_id, "e1")
+        assert generation is not None and not await cache.fill_essay(change.batch_id, "e1", generation, b"held", 5)
+        await other.batches_changed([replace(change, version=5)])
+        assert not await cache.fill_essay(change.batch_id, "e1", generation, b"read before", 5)  # generation moved
+        _, generation = await cache.read_essay(change.batch_id, "e1")
+        assert generation is not None and not await cache.fill_essay(change.batch_id, "e1", generation, b"e1@4", 4)
+        assert await cache.fill_essay(change.batch_id, "e1", generation, b"e1@5", 5)
+        assert (await cache.read_essay(change.batch_id, "e1"))[0] == b"e1@5"
+
 
 class TestRedisResponseCache(ResponseCacheContract):
     @pytest.fixture
@@ -147,6 +173,16 @@ async def test_a_page_fill_never_renews_the_users_ttl(redis: Redis) -> None:
     await redis.expire(user_key(user_id), 5)
     assert await cache.fill_page(user_id, "5:0:", generation, b"p")
     assert 0 < await redis.ttl(user_key(user_id)) <= 5
+
+
+async def test_a_batchs_essays_expire_a_ttl_after_the_first_fill(redis: Redis) -> None:
+    cache, batch_id = RedisResponseCache(redis, 60), f"batch-{uuid.uuid4()}"
+    _, generation = await cache.read_essay(batch_id, "e1")
+    assert generation is not None and await cache.fill_essay(batch_id, "e1", generation, b"e", 1)
+    assert 0 < await redis.ttl(essays_key(batch_id)) <= 60
+    await redis.expire(essays_key(batch_id), 5)
+    assert await cache.fill_essay(batch_id, "e2", generation, b"e", 1)
+    assert 0 < await redis.ttl(essays_key(batch_id)) <= 5
 
 
 async def test_invalidation_works_while_redis_is_full(redis: Redis) -> None:

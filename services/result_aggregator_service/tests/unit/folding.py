@@ -8,10 +8,10 @@ from typing import Any
 
 from common_core import events
 from common_core.envelope import EventEnvelope
-from common_core.registry import decode_envelope
 from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult, Stamp
 from result_aggregator_service.service_layer.handlers import stamp_of
+from result_aggregator_service.service_layer.decoding import decode_event
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -20,7 +20,7 @@ APPLY_BY_PAYLOAD: dict[type[Any], Callable[[BatchResult, Any, Stamp], BatchResul
     events.BatchEssaysRegistered: rules.apply_batch_registration,
     events.EssaySlotAssignedV1: rules.apply_slot_assignment,
     events.ELSBatchPhaseOutcomeV1: rules.apply_phase_outcome,
-    events.SpellcheckResultV1: rules.apply_spellcheck_result,
+    events.SpellcheckResultV1Schema2: rules.apply_spellcheck_result,  # older versions come upcast
     events.AssessmentResultV1: rules.apply_assessment_result,
     events.BatchPipelineCompletedV1: rules.apply_pipeline_completion,
 }
@@ -31,8 +31,8 @@ def at(seconds: float) -> datetime:
 
 
 def decoded(sample: dict[str, Any]) -> EventEnvelope[Any]:
-    """Our samples carry their topic in event_type; decode as the worker would, by topic."""
-    return decode_envelope(sample["event_type"], samples.to_bytes(sample))
+    """Our samples carry their topic in event_type; decode as the worker would, by topic (and upcast)."""
+    return decode_event(sample["event_type"], samples.to_bytes(sample))
 
 
 def apply(batch: BatchResult, envelope: EventEnvelope[Any]) -> BatchResult:
