@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     database_circuit_failure_threshold: int = Field(5, ge=1)  # consecutive connection failures that open it
     database_circuit_cool_down_seconds: float = Field(5.0, gt=0)  # open this long, then one probe
     cache_max_pages_per_user: int = Field(20, ge=0)
+    # read-your-writes: how long a status read waits for the caller's event when it names no bound, and
+    # the most it may name
+    event_wait_default_seconds: float = Field(2.0, gt=0)
+    event_wait_max_seconds: float = Field(10.0, gt=0)
+    # live change feeds (SSE): open streams per API process (beyond: 503), idle heartbeat interval
+    live_feed_max_streams: int = Field(2000, ge=1)
+    live_feed_heartbeat_seconds: float = Field(15.0, gt=0)
 
     # observability
     log_level: str = "INFO"
