@@ -139,3 +139,15 @@ async def test_cached_responses_are_held_off_before_the_commit_and_released_afte
     await harness.ingest(record_of(samples.batch_registered("b1", ["e1"])))
     assert committed_versions_seen_by_the_sink == [("changing", None), ("changed", 1)]
     assert harness.sink.changing == harness.sink.changes
+
+
+async def test_the_events_a_micro_batch_settled_are_announced_applied_or_parked_redeliveries_too() -> None:
+    harness = Harness()
+    applied, rejected = samples.batch_registered("b1", ["e1"]), samples.batch_registered("b2", ["e1"])
+    rejected["data"]["expected_essay_count"] = -1
+    await harness.ingest(record_of(applied), record_of(rejected))
+    assert harness.sink.settled[-1] == SettledEvents(
+        [uuid.UUID(applied["event_id"])], [uuid.UUID(rejected["event_id"])]
+    )
+    await harness.ingest(record_of(applied))  # a redelivery: its state is committed, so it counts as applied
+    assert harness.sink.settled[-1] == SettledEvents([uuid.UUID(applied["event_id"])], [])
