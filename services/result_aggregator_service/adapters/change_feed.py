@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Iterable
 from typing import Any, Final
 from uuid import UUID
@@ -48,6 +49,7 @@ class RedisChangeFeed:
 
     def __init__(self, redis_url: str, backoff: Backoff) -> None:
         self._url = redis_url
+        self.client_name = f"ras-change-feed-{uuid.uuid4().hex[:12]}"  # its connection in CLIENT LIST
         self._backoff = backoff
         self.hub = ChangeHub()
         self.subscribed = asyncio.Event()
@@ -82,7 +84,11 @@ class RedisChangeFeed:
 
     async def _subscribed(self) -> None:
         client = Redis.from_url(
-            self._url, socket_connect_timeout=1.0, socket_keepalive=True, health_check_interval=HEALTH_CHECK_SECONDS
+            self._url,
+            socket_connect_timeout=1.0,
+            socket_keepalive=True,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            client_name=self.client_name,
         )
         try:
             async with client.pubsub() as pubsub:
