@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from dishka import AsyncContainer
@@ -66,7 +66,8 @@ async def received(listener: Listener, wanted: Notice) -> None:
 
 @pytest.mark.parametrize("feed_of", [redis_feed, memory_feed])
 async def test_a_commit_reaches_the_listeners_of_its_batch_its_owner_and_its_events(
-    settings: Settings, feed_of: type[redis_feed]
+    settings: Settings,
+    feed_of: Callable[[Settings], contextlib.AbstractAsyncContextManager[tuple[ChangeFeed, ChangeSink]]],
 ) -> None:
     change = BatchChange(f"batch-{uuid.uuid4()}", 7, frozenset({f"user-{uuid.uuid4()}"}))
     applied, parked = uuid.uuid4(), uuid.uuid4()

@@ -13,12 +13,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr
+from quart.testing.connections import TestHTTPConnection as Connection
 from quart.typing import TestClientProtocol as Client
-from quart.typing import TestHTTPConnectionProtocol as Connection
 
 from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.in_memory_reads import InMemoryReadModel, InMemoryResponseCache
@@ -97,7 +97,7 @@ class Stream:
 
 @contextlib.asynccontextmanager
 async def stream(live: Live, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[Stream]:
-    connection = live.client.request(path, headers={**AUTH, **(headers or {})})
+    connection = cast(Connection, live.client.request(path, headers={**AUTH, **(headers or {})}))
     async with connection:
         await connection.send_complete()
         try:
@@ -310,7 +310,7 @@ async def test_beyond_the_cap_a_stream_is_refused_with_503_and_a_closed_one_free
             assert refused.status_code == 503 and (await refused.get_json())["error"] == "service_unavailable"
             assert refused.headers["Retry-After"] == "5"
         for _ in range(50):  # the disconnect reaches the handler through the event loop
-            reopened = live.client.request(BATCH_FEED.format("b1"), headers=AUTH)
+            reopened = cast(Connection, live.client.request(BATCH_FEED.format("b1"), headers=AUTH))
             async with reopened:
                 await reopened.send_complete()
                 block = await asyncio.wait_for(reopened.receive(), 2)
