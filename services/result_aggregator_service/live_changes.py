@@ -14,9 +14,10 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
+T = TypeVar("T")
 LISTENER_QUEUE = 64  # notices a listener may fall behind by before it is told to re-read instead
 
 
@@ -60,11 +61,13 @@ def event_key(event_id: UUID) -> Key:
     return ("event", str(event_id))
 
 
-class Listener:
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Notice] = asyncio.Queue(LISTENER_QUEUE)
+class Listener(Generic[T]):
+    """A queue of what it is told (notices, or what is made of them), RESYNC when it fell behind."""
 
-    def deliver(self, notice: Notice) -> None:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[T | Resync] = asyncio.Queue(LISTENER_QUEUE)
+
+    def deliver(self, notice: T | Resync) -> None:
         try:
             self._queue.put_nowait(notice)
         except asyncio.QueueFull:  # fallen behind: what it missed is replaced by one re-read
@@ -72,10 +75,11 @@ class Listener:
                 self._queue.get_nowait()
             self._queue.put_nowait(RESYNC)
 
-    async def next(self, idle_seconds: float | None) -> Notice | None:
+    async def next(self, idle_seconds: float | None) -> T | Resync | None:
         """The next notice, or None after `idle_seconds` without one."""
         try:
-            return await asyncio.wait_for(self._queue.get(), idle_seconds)
+            async with asyncio.timeout(idle_seconds):  # no task per wait, unlike wait_for: streams wait a lot
+                return await self._queue.get()
         except TimeoutError:
             return None
 
@@ -84,11 +88,11 @@ class ChangeHub:
     """In-process fan-out of notices to the listeners of the keys they name."""
 
     def __init__(self) -> None:
-        self._listeners: dict[Key, set[Listener]] = {}
+        self._listeners: dict[Key, set[Listener[Notice]]] = {}
 
     @contextlib.contextmanager
-    def listening(self, keys: Iterable[Key]) -> Iterator[Listener]:
-        listener, keys = Listener(), list(keys)
+    def listening(self, keys: Iterable[Key]) -> Iterator[Listener[Notice]]:
+        listener, keys = Listener[Notice](), list(keys)
         for key in keys:
             self._listeners.setdefault(key, set()).add(listener)
         try:
@@ -105,7 +109,7 @@ class ChangeHub:
         for listener in self._addressed(notice):
             listener.deliver(notice)
 
-    def _addressed(self, notice: Notice) -> set[Listener]:
+    def _addressed(self, notice: Notice) -> set[Listener[Notice]]:
         if isinstance(notice, BatchChanged):
             keys = [batch_key(notice.batch_id), *(user_key(u) for u in notice.user_ids)]
         elif isinstance(notice, EventsSettled):
@@ -118,7 +122,7 @@ class ChangeHub:
 class ChangeFeed(Protocol):
     """The process's subscription to the change notices (the port the routes use)."""
 
-    def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener]: ...
+    def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener[Notice]]: ...
 
 
 class InMemoryChangeFeed:
@@ -127,7 +131,7 @@ class InMemoryChangeFeed:
     def __init__(self) -> None:
         self.hub = ChangeHub()
 
-    def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener]:
+    def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener[Notice]]:
         return self.hub.listening(keys)
 
     def publish(self, notice: Notice) -> None:

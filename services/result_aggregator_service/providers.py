@@ -84,8 +84,8 @@ class ServiceProvider(Provider):
         await feed.stop()
 
     @provide(scope=Scope.APP)
-    def batch_snapshots(self, reads: ReadService) -> BatchSnapshots:
-        return BatchSnapshots(reads)
+    def batch_snapshots(self, feed: ChangeFeed, reads: ReadService) -> BatchSnapshots:
+        return BatchSnapshots(feed, reads)
 
     @provide(scope=Scope.APP)
     def stream_slots(self, settings: Settings) -> StreamSlots:

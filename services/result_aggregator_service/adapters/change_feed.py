@@ -55,7 +55,7 @@ class RedisChangeFeed:
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener]:
+    def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener[Notice]]:
         return self.hub.listening(keys)
 
     def start(self) -> None:

@@ -27,7 +27,6 @@ from result_aggregator_service.api_models import (
 )
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.routes import SERVICE_AUTH, storable
-from result_aggregator_service.live_changes import ChangeFeed
 from result_aggregator_service.live_reads import (
     BatchSnapshots,
     StreamSlots,
@@ -61,7 +60,6 @@ def _documented_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 async def batch_feed(
     batch_id: str,
     query_args: LiveFeedQuery,
-    feed: FromDishka[ChangeFeed],
     snapshots: FromDishka[BatchSnapshots],
     slots: FromDishka[StreamSlots],
     settings: FromDishka[Settings],
@@ -75,7 +73,7 @@ async def batch_feed(
     batch_id = storable("batch_id", batch_id)
     last_seen = _last_event_id(lambda value: int(value) if value.isdigit() else _not_an_id())
     events = batch_events(
-        feed, snapshots, batch_id, last_seen, query_args.include == "status", settings.live_feed_heartbeat_seconds
+        snapshots, batch_id, last_seen, query_args.include == "status", settings.live_feed_heartbeat_seconds
     )
     return _stream(events, slots)
 
@@ -90,7 +88,6 @@ async def batch_feed(
 async def user_feed(
     user_id: str,
     query_args: LiveFeedQuery,
-    feed: FromDishka[ChangeFeed],
     snapshots: FromDishka[BatchSnapshots],
     reads: FromDishka[ReadService],
     slots: FromDishka[StreamSlots],
@@ -112,7 +109,7 @@ async def user_feed(
         return [batch["batch_id"] for batch in json.loads(page.body)["batches"]]
 
     events = user_events(
-        feed, snapshots, newest, user_id, resume, query_args.include == "status", settings.live_feed_heartbeat_seconds
+        snapshots, newest, user_id, resume, query_args.include == "status", settings.live_feed_heartbeat_seconds
     )
     return _stream(events, slots)
 

@@ -58,7 +58,7 @@ async def memory_feed(settings: Settings) -> AsyncIterator[tuple[ChangeFeed, Cha
     yield cache.feed, cache
 
 
-async def received(listener: Listener, wanted: Notice) -> None:
+async def received(listener: Listener[Notice], wanted: Notice) -> None:
     async with asyncio.timeout(5):
         while (notice := await listener.next(None)) != wanted:
             assert notice is RESYNC or isinstance(notice, BatchChanged | EventsSettled), notice
