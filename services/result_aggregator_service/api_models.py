@@ -114,7 +114,9 @@ class BatchStatusQuery(BaseModel):
     the worker applied or parked that event, at most `wait_seconds` (default and maximum configured)."""
 
     wait_for_event: UUID | None = Field(None, description="The event_id of an event you published")
-    wait_seconds: float | None = Field(None, gt=0, description="How long to wait at most (default 2, max 10)")
+    wait_seconds: float | None = Field(
+        None, gt=0, description="How long to wait at most (default 2; more than the configured maximum, 10, waits that)"
+    )
 
 
 class WaitForEventHeaders(BaseModel):

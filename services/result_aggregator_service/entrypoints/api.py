@@ -115,6 +115,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # keep the service's JSON logging
         "access_log": False,  # request metrics and error logs cover it; access lines would double the volume
         "timeout_graceful_shutdown": 10,
+        # a worker process must answer the supervisor's ping this soon, counted from its spawn: 5 s (the
+        # default) is less than its imports take on a busy machine, and it was killed and respawned for ever
+        "timeout_worker_healthcheck": 60,
     }
 
 

@@ -146,11 +146,10 @@ def _event_to_wait_for(query: BatchStatusQuery) -> UUID | None:
 
 
 def _wait_bound(query: BatchStatusQuery, settings: Settings) -> float:
+    """The caller's bound, clamped to the configured maximum (which the document cannot name)."""
     if query.wait_seconds is None:
         return settings.event_wait_default_seconds
-    if query.wait_seconds > settings.event_wait_max_seconds:
-        raise BadRequest(f"wait_seconds: must be at most {settings.event_wait_max_seconds:g}")
-    return query.wait_seconds
+    return min(query.wait_seconds, settings.event_wait_max_seconds)
 
 
 def storable(name: str, value: str) -> str:
