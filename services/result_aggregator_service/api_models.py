@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -115,3 +116,41 @@ class HealthResponse(_Response):
     database_circuit: Literal["closed", "open", "half_open"] = Field(
         description="The API's circuit breaker on its database path; open: queries answer 503 at once"
     )
+
+
+class BatchStatusQuery(BaseModel):
+    """Read-your-writes: `?wait_for_event=<your event's id>` (or the `X-Wait-For-Event` header) waits until
+    the worker applied or parked that event, at most `wait_seconds` (default and maximum configured)."""
+
+    wait_for_event: UUID | None = Field(None, description="The event_id of an event you published")
+    wait_seconds: float | None = Field(
+        None, gt=0, description="How long to wait at most (default 2; more than the configured maximum, 10, waits that)"
+    )
+
+
+class WaitForEventHeaders(BaseModel):
+    x_wait_for_event: UUID | None = Field(None, description="The same as ?wait_for_event=")
+
+
+class LiveFeedQuery(BaseModel):
+    include: Literal["status"] | None = Field(None, description="`status`: each event carries the status body too")
+    limit: int = Field(
+        20, ge=1, le=MAX_PAGE_SIZE, description="User feed: how many of the newest batches are sent on connect"
+    )
+
+
+class LiveFeedHeaders(BaseModel):
+    last_event_id: str | None = Field(
+        None, description="Resume: the id of the last event received (a version; on the user feed batch:version)"
+    )
+
+
+class BatchEvent(_Response):
+    """`text/event-stream`. Each event: `id:` (batch feed: the version; user feed: `<batch id,
+    percent-encoded>:<version>`), `event: batch`, `data:` this JSON. Comment lines (`: heartbeat`) keep an
+    idle stream open."""
+
+    batch_id: str
+    version: int = Field(description="Bumped by every committed change")
+    client_status: BatchClientStatus
+    status: BatchStatusResponse | None = Field(None, description="With ?include=status")

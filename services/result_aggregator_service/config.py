@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # batch answers each API process also keeps in memory (0: off), dropped on the worker's announcements
     api_local_cache_entries: int = Field(10_000, ge=0)
     api_local_cache_seconds: float = Field(5.0, gt=0)  # a local copy's lifetime, at most
+    # read-your-writes: how long a status read waits for the caller's event when it names no bound, and
+    # the most it may name
+    event_wait_default_seconds: float = Field(2.0, gt=0)
+    event_wait_max_seconds: float = Field(10.0, gt=0)
+    # live change feeds (SSE): open streams per API process (beyond: 503), idle heartbeat interval
+    live_feed_max_streams: int = Field(2000, ge=1)
+    live_feed_heartbeat_seconds: float = Field(15.0, gt=0)
 
     # observability
     log_level: str = "INFO"

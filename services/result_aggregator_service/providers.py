@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from huleedu_service_libs.retry import Backoff
+from result_aggregator_service.adapters.change_feed import RedisChangeFeed
 from result_aggregator_service.adapters.facts_cache import FactsCache
 from result_aggregator_service.adapters.local_response_cache import (
     InvalidationListener,
@@ -21,6 +22,8 @@ from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from result_aggregator_service.config import Settings
 from result_aggregator_service.domain.emissions import PublishedTopics
+from result_aggregator_service.live_changes import ChangeFeed
+from result_aggregator_service.live_reads import BatchSnapshots, StreamSlots
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.read_service import ReadModel, ReadService, ResponseCache
 from result_aggregator_service.service_layer.ports import ChangeSink, SeenEventHints, UnitOfWork
@@ -89,6 +92,22 @@ class ServiceProvider(Provider):
     @provide(scope=Scope.APP)
     def read_service(self, cache: ResponseCache, model: ReadModel, metrics: ServiceMetrics) -> ReadService:
         return ReadService(cache, model, metrics)
+
+    @provide(scope=Scope.APP)
+    async def change_feed(self, settings: Settings, backoff: Backoff) -> AsyncIterator[ChangeFeed]:
+        """The API process's one subscription to the worker's change notices."""
+        feed = RedisChangeFeed(settings.redis_url, backoff)
+        feed.start()
+        yield feed
+        await feed.stop()
+
+    @provide(scope=Scope.APP)
+    def batch_snapshots(self, feed: ChangeFeed, reads: ReadService) -> BatchSnapshots:
+        return BatchSnapshots(feed, reads)
+
+    @provide(scope=Scope.APP)
+    def stream_slots(self, settings: Settings) -> StreamSlots:
+        return StreamSlots(settings.live_feed_max_streams)
 
     @provide(scope=Scope.APP)
     def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:

@@ -19,7 +19,8 @@ import hashlib
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from uuid import UUID
 
 from common_core.enums import BatchStatus
 from result_aggregator_service.api_models import (
@@ -33,6 +34,7 @@ from result_aggregator_service.metrics import ServiceMetrics
 BATCH_STATUS_ROUTE = "/internal/v1/batches/<batch_id>/status"
 USER_BATCHES_ROUTE = "/internal/v1/batches/user/<user_id>"
 ESSAY_ROUTE = "/internal/v1/batches/<batch_id>/essays/<essay_id>"
+EventOutcome = Literal["applied", "parked"]
 _ETAG_SAFE = re.compile(r"^[!#-~]{1,200}$")  # visible ASCII without the double quote
 
 
@@ -65,6 +67,9 @@ class ReadModel(Protocol):
     async def user_batches(
         self, user_id: str, limit: int, offset: int, status: BatchStatus | None
     ) -> UserBatchesResponse: ...
+
+    async def event_outcome(self, event_id: UUID) -> EventOutcome | None:
+        """Whether the event was applied or parked (by the worker's own records); None: neither yet."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,10 @@ class ReadService:
         answer = await self._single_flight(("page", user_id, page, generation or ""), load)
         assert answer is not None  # a page is always rendered
         return answer
+
+    async def event_outcome(self, event_id: UUID) -> EventOutcome | None:
+        """Asked once per wait, never cached: only the worker's records can say."""
+        return await self._model.event_outcome(event_id)
 
     async def _load_batch(self, batch_id: str, generation: str | None) -> tuple[Rendered | None, bool]:
         found = await self._model.batch_status(batch_id)

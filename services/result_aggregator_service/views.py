@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Column, ColumnElement, Row, Select, and_, func, select
+from sqlalchemy import Column, ColumnElement, Row, Select, and_, case, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common_core.enums import BatchStatus
-from result_aggregator_service.adapters.tables import batches, essays
+from result_aggregator_service.adapters.tables import batches, essays, parked_events, processed_events
 from result_aggregator_service.api_models import (
     BatchStatusResponse,
     EssayDetailResponse,
@@ -22,6 +23,7 @@ from result_aggregator_service.api_models import (
     Pagination,
     UserBatchesResponse,
 )
+from result_aggregator_service.read_service import EventOutcome
 
 _ESSAY_PREFIX = "essay__"
 _BATCH_COLUMNS: tuple[Column[Any], ...] = (
@@ -111,6 +113,16 @@ async def user_batches(
     )
 
 
+async def event_outcome(session: AsyncSession, event_id: UUID) -> EventOutcome | None:
+    """Applied or parked, from the worker's own records. An event the rules rejected is claimed and
+    parked; parked_events has no index on event_id, so it is searched only for a claimed event (rare)."""
+    parked = exists().where(parked_events.c.event_id == event_id, parked_events.c.state == "parked")
+    claimed = exists().where(processed_events.c.event_id == event_id)
+    outcome = case((claimed, case((parked, literal("parked")), else_=literal("applied"))), else_=None)
+    found = (await session.execute(select(outcome))).scalar_one()
+    return None if found is None else "parked" if found == "parked" else "applied"
+
+
 def _of_registration(batch_id: ColumnElement[str], registered_essay_ids: ColumnElement[Any]) -> ColumnElement[bool]:
     return and_(essays.c.batch_id == batch_id, registered_essay_ids.has_key(essays.c.essay_id))
 
@@ -173,3 +185,7 @@ class SqlReadModel:
     ) -> UserBatchesResponse:
         async with self._sessions() as session:
             return await user_batches(session, user_id, limit, offset, status)
+
+    async def event_outcome(self, event_id: UUID) -> EventOutcome | None:
+        async with self._sessions() as session:
+            return await event_outcome(session, event_id)

@@ -12,6 +12,7 @@ import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from common_core.enums import BatchStatus
 from result_aggregator_service.adapters.response_cache import HOLD_SECONDS
@@ -21,7 +22,9 @@ from result_aggregator_service.api_models import (
     Pagination,
     UserBatchesResponse,
 )
-from result_aggregator_service.service_layer.ports import BatchChange
+from result_aggregator_service.live_changes import BatchChanged, EventsSettled, InMemoryChangeFeed
+from result_aggregator_service.read_service import EventOutcome
+from result_aggregator_service.service_layer.ports import NOTHING_SETTLED, BatchChange, SettledEvents
 
 _tokens = itertools.count(1)
 
@@ -41,15 +44,24 @@ class _CacheState:
 
 
 class InMemoryResponseCache:
-    def __init__(self, ttl_seconds: int = 300, max_pages: int = 20, state: _CacheState | None = None) -> None:
+    """Announces the changes and settled events it is told of on `feed`, as the Redis cache publishes them."""
+
+    def __init__(
+        self,
+        ttl_seconds: int = 300,
+        max_pages: int = 20,
+        state: _CacheState | None = None,
+        feed: InMemoryChangeFeed | None = None,
+    ) -> None:
         self.state = state if state is not None else _CacheState()
+        self.feed = feed if feed is not None else InMemoryChangeFeed()
         self._ttl = ttl_seconds
         self._max_pages = max_pages
         self._token = next(_tokens)
 
     def another_process(self) -> InMemoryResponseCache:
         """A cache of another process over the same store (its holds are its own)."""
-        return InMemoryResponseCache(self._ttl, self._max_pages, self.state)
+        return InMemoryResponseCache(self._ttl, self._max_pages, self.state, self.feed)
 
     async def read_batch(self, batch_id: str) -> tuple[bytes | None, str | None]:
         if not self.state.available:
@@ -103,9 +115,13 @@ class InMemoryResponseCache:
         for change in changes:
             self.state.fences[change.batch_id] = max(change.version, self.state.fences.get(change.batch_id, 0))
 
-    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+    async def batches_changed(self, changes: Sequence[BatchChange], settled: SettledEvents = NOTHING_SETTLED) -> None:
         for key in self._invalidate(changes):
             self.state.holds.get(key, {}).pop(self._token, None)
+        for change in changes:
+            self.feed.publish(BatchChanged(change.batch_id, change.version, change.user_ids))
+        if settled:
+            self.feed.publish(EventsSettled(frozenset(settled.applied), frozenset(settled.parked)))
 
     def _invalidate(self, changes: Sequence[BatchChange]) -> list[str]:
         if not self.state.available:
@@ -139,6 +155,7 @@ class InMemoryReadModel:
         self.essays: dict[tuple[str, str], EssayDetailResponse] = {}
         self.queries = 0
         self.gate: asyncio.Event | None = None  # when set to an unset event, queries wait for it
+        self.settled: dict[UUID, EventOutcome] = {}  # what processed_events / parked_events would say
 
     def put(self, response: BatchStatusResponse, version: int, status: BatchStatus) -> None:
         self.batches[response.batch_id] = (response, version, status)
@@ -177,6 +194,10 @@ class InMemoryReadModel:
             batches=matching[offset : offset + limit],
             pagination=Pagination(limit=limit, offset=offset, total=len(matching)),
         )
+
+    async def event_outcome(self, event_id: UUID) -> EventOutcome | None:
+        await self._query()
+        return self.settled.get(event_id)
 
     async def _query(self) -> None:
         self.queries += 1

@@ -14,7 +14,7 @@ worker's commit (the worker acknowledges its offsets only after that call) never
   served locally: every read goes to Redis, as without this layer.
 - Entries also expire after `ttl_seconds` (short: a bound on any notice lost in a way the heartbeat
   misses) and the oldest go beyond `max_entries`.
-User list pages are not kept here: they pass through.
+User list pages and essay answers are not kept here: they pass through.
 """
 
 from __future__ import annotations
@@ -206,6 +206,12 @@ class LocallyCachedResponses:
         if kept and self._listener.drain():
             self._entries.put(batch_id, value, int(sequence), time.monotonic())
         return kept
+
+    async def read_essay(self, batch_id: str, essay_id: str) -> tuple[bytes | None, str | None]:
+        return await self._shared.read_essay(batch_id, essay_id)
+
+    async def fill_essay(self, batch_id: str, essay_id: str, generation: str, value: bytes, version: int) -> bool:
+        return await self._shared.fill_essay(batch_id, essay_id, generation, value, version)
 
     async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]:
         return await self._shared.read_page(user_id, page)

@@ -31,9 +31,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
-from result_aggregator_service.service_layer.ports import BatchChange
+from result_aggregator_service.service_layer.ports import NOTHING_SETTLED, BatchChange, SettledEvents
 
-CHANGES_CHANNEL: Final = "ras:changes"
+CHANGES_CHANNEL: Final = "ras:changes"  # per changed batch: {"batch_id", "version", "user_ids"}
+EVENTS_CHANNEL: Final = "ras:events"  # per micro-batch that settled any: {"applied": [ids], "parked": [ids]}
 # the batch ids whose answers an invalidation deletes, "\n"-joined, announced on hold and on release:
 # what each API process's local copies follow (adapters/local_response_cache.py)
 INVALIDATIONS_CHANNEL: Final = "ras:invalidations"
@@ -79,7 +80,9 @@ return 1
 # KEYS: (value, generation, hold) per affected key, then the fences of the changed batches, then their
 # essays hashes (one DEL each: the essays ride on their batch's generation, holds and fence).
 # ARGV: 'hold' or 'release', owner token, hold ms, generation ttl, fence ttl, #triples, #fences, the
-# fences' versions, the invalidation announcement, then the change notices to publish (on release).
+# fences' versions, the invalidation announcement ('' for none), the settled events' notice ('' for
+# none), then the change notices (both published on release, after the deletes: a reader told of them
+# cannot be served the state before).
 _INVALIDATE: Final = (
     """#!lua flags=allow-oom
 local n, m = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -89,9 +92,9 @@ for i = 1, 3 * n, 3 do
   redis.call('EXPIRE', KEYS[i + 1], ARGV[4])
 end
 for j = 1, m do redis.call('DEL', KEYS[3 * n + m + j]) end
-redis.call('PUBLISH', '"""
+if ARGV[8 + m] ~= '' then redis.call('PUBLISH', '"""
     + INVALIDATIONS_CHANNEL
-    + """', ARGV[8 + m])
+    + """', ARGV[8 + m]) end
 if ARGV[1] == 'hold' then
   local now = redis.call('TIME')
   local deadline = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[3])
@@ -107,9 +110,12 @@ if ARGV[1] == 'hold' then
   return 1
 end
 for i = 3, 3 * n, 3 do redis.call('ZREM', KEYS[i], ARGV[2]) end
-for k = 9 + m, #ARGV do redis.call('PUBLISH', '"""
+for k = 10 + m, #ARGV do redis.call('PUBLISH', '"""
     + CHANGES_CHANNEL
     + """', ARGV[k]) end
+if ARGV[9 + m] ~= '' then redis.call('PUBLISH', '"""
+    + EVENTS_CHANNEL
+    + """', ARGV[9 + m]) end
 return 1
 """
 )
@@ -207,11 +213,13 @@ class RedisResponseCache:
         if changes:
             await self._run_invalidation(changes, hold=True)
 
-    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
-        if changes:
-            await self._run_invalidation(changes, hold=False)
+    async def batches_changed(self, changes: Sequence[BatchChange], settled: SettledEvents = NOTHING_SETTLED) -> None:
+        if changes or settled:
+            await self._run_invalidation(changes, hold=False, settled=settled)
 
-    async def _run_invalidation(self, changes: Sequence[BatchChange], hold: bool) -> None:
+    async def _run_invalidation(
+        self, changes: Sequence[BatchChange], hold: bool, settled: SettledEvents = NOTHING_SETTLED
+    ) -> None:
         affected = list(
             dict.fromkeys([batch_key(c.batch_id) for c in changes] + [user_key(u) for c in changes for u in c.user_ids])
         )
@@ -220,7 +228,7 @@ class RedisResponseCache:
             versions[change.batch_id] = max(change.version, versions.get(change.batch_id, 0))
         keys = [k for key in affected for k in (key, _generation_key(key), _hold_key(key))]
         keys += [_fence_key(batch_id) for batch_id in versions] + [essays_key(batch_id) for batch_id in versions]
-        notices = [] if hold else [json.dumps({"batch_id": c.batch_id, "version": c.version}) for c in changes]
+        notices = [] if hold else [change_notice(c) for c in changes]
         mode = "hold" if hold else "release"
         head: list[EncodableT] = [
             mode,
@@ -232,4 +240,13 @@ class RedisResponseCache:
             len(versions),
         ]
         announcement = "\n".join(versions)
-        await self._invalidate(keys=keys, args=[*head, *versions.values(), announcement, *notices])
+        events = settled_notice(settled) if settled else ""
+        await self._invalidate(keys=keys, args=[*head, *versions.values(), announcement, events, *notices])
+
+
+def change_notice(change: BatchChange) -> str:
+    return json.dumps({"batch_id": change.batch_id, "version": change.version, "user_ids": sorted(change.user_ids)})
+
+
+def settled_notice(settled: SettledEvents) -> str:
+    return json.dumps({"applied": [str(i) for i in settled.applied], "parked": [str(i) for i in settled.parked]})

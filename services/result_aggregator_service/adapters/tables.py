@@ -151,5 +151,3 @@ outbox = Table(
 OUTBOX_CHANNEL: Final = "ras_outbox"
 # the relay's work queue: what is still unpublished, in order
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
-# the writer NOTIFYs this channel in the transaction that inserts outbox rows; the relay LISTENs on it
-OUTBOX_CHANNEL = "ras_outbox"

@@ -24,8 +24,10 @@ from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_I
 from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuitProvider
 from result_aggregator_service.entrypoints.docs_assets import serve_docs_assets
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
+from result_aggregator_service.entrypoints.live_routes import EventStreamOpenAPI, live_routes
 from result_aggregator_service.entrypoints.observability import install_request_observability
 from result_aggregator_service.entrypoints.routes import routes
+from result_aggregator_service.live_changes import ChangeFeed
 from result_aggregator_service.metrics import MULTIPROCESS_DIR_VARIABLE
 from result_aggregator_service.providers import make_container
 
@@ -53,6 +55,7 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
         },
         redoc_ui_path=None,  # /docs only: its assets are served by the app itself (docs_assets.py)
         scalar_ui_path=None,
+        openapi_provider_class=EventStreamOpenAPI,
     )
     serve_docs_assets(app)
     # hook order: correlation id first (every answer carries it), then auth, then the container
@@ -61,6 +64,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
     app.before_request(functools.partial(_use_container, container))
     register_error_handlers(app)
     app.register_blueprint(routes)
+    app.register_blueprint(live_routes)
+    app.before_serving(functools.partial(container.get, ChangeFeed))  # subscribed before the first request
     if owned:
         app.after_serving(container.close)
     app.asgi_app = traced_asgi(app.asgi_app)  # type: ignore[method-assign]  # a span per request when tracing is on
@@ -110,8 +115,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # keep the service's JSON logging
         "access_log": False,  # request metrics and error logs cover it; access lines would double the volume
         "timeout_graceful_shutdown": 10,
-        # uvicorn restarts a worker that has not started within this (default 5 s); on a busy machine a
-        # start takes longer, and each restart begins the imports again: it never came up under load
+        # a worker process must answer the supervisor's ping this soon, counted from its spawn: 5 s (the
+        # default) is less than its imports take on a busy machine, and it was killed and respawned for ever
         "timeout_worker_healthcheck": 60,
     }
 

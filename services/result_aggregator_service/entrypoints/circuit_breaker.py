@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from uuid import UUID
 
 import structlog
 from dishka import Provider, Scope, decorate, provide
@@ -31,7 +32,7 @@ from result_aggregator_service.adapters.transient import is_transient
 from result_aggregator_service.api_models import BatchStatusResponse, EssayDetailResponse, UserBatchesResponse
 from result_aggregator_service.config import Settings
 from result_aggregator_service.metrics import ServiceMetrics
-from result_aggregator_service.read_service import ReadModel
+from result_aggregator_service.read_service import EventOutcome, ReadModel
 
 log = structlog.get_logger(__name__)
 
@@ -166,6 +167,10 @@ class GuardedReadModel:
     ) -> UserBatchesResponse:
         async with self._circuit.guard():
             return await self._model.user_batches(user_id, limit, offset, status)
+
+    async def event_outcome(self, event_id: UUID) -> EventOutcome | None:
+        async with self._circuit.guard():
+            return await self._model.event_outcome(event_id)
 
 
 class DatabaseCircuitProvider(Provider):

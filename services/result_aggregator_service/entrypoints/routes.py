@@ -6,27 +6,33 @@ function (otherwise the OpenAPI document loses its schemas).
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from dishka import FromDishka
 from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, request
 from quart_dishka import inject
-from quart_schema import document_response, hide, security_scheme, validate_querystring
+from quart_schema import document_headers, document_response, hide, security_scheme, validate_querystring
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.http import unquote_etag
 
 from result_aggregator_service.api_models import (
+    BatchStatusQuery,
     BatchStatusResponse,
     ErrorResponse,
     EssayDetailResponse,
     HealthResponse,
     UserBatchesQuery,
     UserBatchesResponse,
+    WaitForEventHeaders,
 )
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuit
 from result_aggregator_service.entrypoints.health import check_health
+from result_aggregator_service.live_changes import ChangeFeed
+from result_aggregator_service.live_reads import wait_for_event
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.read_service import (
     BATCH_STATUS_ROUTE,
@@ -38,6 +44,8 @@ from result_aggregator_service.read_service import (
 
 __all__ = ["BATCH_STATUS_ROUTE", "ESSAY_ROUTE", "USER_BATCHES_ROUTE", "routes"]
 
+WAIT_FOR_EVENT_HEADER = "X-Wait-For-Event"
+EVENT_OUTCOME_HEADER = "X-Event-Outcome"  # applied | parked | timeout: only on a read that waited
 SERVICE_AUTH: list[dict[str, list[str]]] = [{"InternalApiKey": [], "ServiceId": []}]
 
 routes = Blueprint("result_aggregator", __name__)
@@ -45,6 +53,8 @@ routes = Blueprint("result_aggregator", __name__)
 
 @routes.get(BATCH_STATUS_ROUTE)
 @security_scheme(SERVICE_AUTH)
+@validate_querystring(BatchStatusQuery)
+@document_headers(WaitForEventHeaders)
 @document_response(BatchStatusResponse, 200)
 @document_response(ErrorResponse, 400)
 @document_response(ErrorResponse, 401)
@@ -52,12 +62,31 @@ routes = Blueprint("result_aggregator", __name__)
 @document_response(ErrorResponse, 404)
 @document_response(ErrorResponse, 503)
 @inject
-async def batch_status(batch_id: str, reads: FromDishka[ReadService]) -> Response:
-    """A batch's status with its essays; 404 unless the batch was registered."""
-    rendered = await reads.batch_status(_storable("batch_id", batch_id))
+async def batch_status(
+    batch_id: str,
+    query_args: BatchStatusQuery,
+    reads: FromDishka[ReadService],
+    feed: FromDishka[ChangeFeed],
+    settings: FromDishka[Settings],
+) -> Response:
+    """A batch's status with its essays; 404 unless the batch was registered.
+
+    Read-your-writes: with `wait_for_event` (or the `X-Wait-For-Event` header) the answer waits until the
+    worker applied or parked that event (at most `wait_seconds`), so it includes the event; the
+    `X-Event-Outcome` response header says `applied`, `parked` or `timeout` (then the answer is the
+    current state). The body is the same as without it.
+    """
+    batch_id = storable("batch_id", batch_id)
+    outcome = None
+    if (event_id := _event_to_wait_for(query_args)) is not None:
+        outcome = await wait_for_event(feed, reads, event_id, _wait_bound(query_args, settings))
+    rendered = await reads.batch_status(batch_id)
     if rendered is None:
         raise NotFound(f"batch {batch_id!r} is not registered")
-    return _conditional(rendered)
+    response = _conditional(rendered)
+    if outcome is not None:
+        response.headers[EVENT_OUTCOME_HEADER] = outcome
+    return response
 
 
 @routes.get(ESSAY_ROUTE)
@@ -72,7 +101,7 @@ async def batch_status(batch_id: str, reads: FromDishka[ReadService]) -> Respons
 async def essay(batch_id: str, essay_id: str, reads: FromDishka[ReadService]) -> Response:
     """One essay with everything the read model keeps of it; 404 unless its batch was registered with it.
     The ETag carries the batch's version (a change to any of its essays changes it)."""
-    rendered = await reads.essay(_storable("batch_id", batch_id), _storable("essay_id", essay_id))
+    rendered = await reads.essay(storable("batch_id", batch_id), storable("essay_id", essay_id))
     if rendered is None:
         raise NotFound(f"essay {essay_id!r} is not an essay of a registered batch {batch_id!r}")
     return _conditional(rendered)
@@ -89,7 +118,7 @@ async def essay(batch_id: str, essay_id: str, reads: FromDishka[ReadService]) ->
 @inject
 async def user_batches(user_id: str, query_args: UserBatchesQuery, reads: FromDishka[ReadService]) -> Response:
     """One page of a user's batches, newest first; `status` filters on the internal BatchStatus."""
-    return _conditional(await reads.user_batches(_storable("user_id", user_id), query_args))
+    return _conditional(await reads.user_batches(storable("user_id", user_id), query_args))
 
 
 @routes.get("/healthz")
@@ -132,7 +161,23 @@ async def _checked_health(
     return health
 
 
-def _storable(name: str, value: str) -> str:
+def _event_to_wait_for(query: BatchStatusQuery) -> UUID | None:
+    if query.wait_for_event is not None or WAIT_FOR_EVENT_HEADER not in request.headers:
+        return query.wait_for_event
+    try:
+        return UUID(request.headers[WAIT_FOR_EVENT_HEADER])
+    except ValueError:
+        raise BadRequest(f"{WAIT_FOR_EVENT_HEADER}: must be an event id (a UUID)") from None
+
+
+def _wait_bound(query: BatchStatusQuery, settings: Settings) -> float:
+    """The caller's bound, clamped to the configured maximum (which the document cannot name)."""
+    if query.wait_seconds is None:
+        return settings.event_wait_default_seconds
+    return min(query.wait_seconds, settings.event_wait_max_seconds)
+
+
+def storable(name: str, value: str) -> str:
     """A path id PostgreSQL can compare: text there cannot hold a NUL character."""
     if "\x00" in value:
         raise BadRequest(f"{name}: must not contain a NUL character")

@@ -29,6 +29,7 @@ from result_aggregator_service.service_layer.ports import (
     ParkReason,
     RawRecord,
     SeenEventHints,
+    SettledEvents,
     UnitOfWork,
 )
 from result_aggregator_service.service_layer.schema_versions import UnsupportedSchemaVersion
@@ -107,7 +108,9 @@ async def process_batch(
     for record, _ in duplicates:
         report.outcomes[record.topic, "duplicate"] += 1
     applied_ids = [envelope.event_id for _, envelope in decoded]
-    await asyncio.gather(changes.batches_changed(report.changes), hints.remember(applied_ids))  # independent
+    parked_ids = {parked.event_id for parked in report.parked if parked.event_id is not None}
+    settled = SettledEvents([i for i in applied_ids if i not in parked_ids], list(parked_ids))
+    await asyncio.gather(changes.batches_changed(report.changes, settled), hints.remember(applied_ids))  # independent
     return report
 
 

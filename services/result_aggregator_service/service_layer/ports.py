@@ -53,6 +53,21 @@ class BatchChange:
         return cls(batch.batch_id, version, frozenset(owners))
 
 
+@dataclass(frozen=True)
+class SettledEvents:
+    """The events a micro-batch settled: applied (now or before: a redelivery) or parked. Announced with
+    its changes, so a reader waiting for its own event knows the state it reads includes it."""
+
+    applied: Sequence[UUID] = ()
+    parked: Sequence[UUID] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.applied or self.parked)
+
+
+NOTHING_SETTLED = SettledEvents()
+
+
 class BatchRepository(Protocol):
     async def load(self, batch_ids: Collection[str]) -> None:
         """Fetch (and lock, where the store can) these batches for this unit of work."""
@@ -117,8 +132,9 @@ class ChangeSink(Protocol):
     async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
         """Before the commit: drop the affected cached responses and hold off refills of them."""
 
-    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
-        """After the commit, before the offsets move: drop them again, release the hold, announce."""
+    async def batches_changed(self, changes: Sequence[BatchChange], settled: SettledEvents = NOTHING_SETTLED) -> None:
+        """After the commit, before the offsets move: drop them again, release the hold, announce the
+        changes and the settled events."""
 
 
 @dataclass(frozen=True)

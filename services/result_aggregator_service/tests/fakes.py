@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from result_aggregator_service.service_layer.ports import BatchChange, RawRecord
+from result_aggregator_service.service_layer.ports import NOTHING_SETTLED, BatchChange, RawRecord, SettledEvents
 from result_aggregator_service.tests.contract.sample_envelopes import to_bytes
 
 # random start: tests share one database, where a (topic, partition, offset) is parked once
@@ -42,9 +42,11 @@ class RecordingChangeSink:
     def __init__(self) -> None:
         self.changing: list[BatchChange] = []
         self.changes: list[BatchChange] = []
+        self.settled: list[SettledEvents] = []
 
     async def batches_changing(self, changes: Sequence[BatchChange]) -> None:
         self.changing.extend(changes)
 
-    async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+    async def batches_changed(self, changes: Sequence[BatchChange], settled: SettledEvents = NOTHING_SETTLED) -> None:
         self.changes.extend(changes)
+        self.settled.append(settled)

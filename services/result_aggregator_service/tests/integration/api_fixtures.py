@@ -50,7 +50,8 @@ def client(api_app: Quart) -> TestClientProtocol:
     return api_app.test_client()
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], deadline_seconds: float = 60.0) -> None:
+def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], deadline_seconds: float = 120.0) -> None:
+    # 120 s: two worker processes each import the service; on a busy shared machine that took 54 s
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -78,6 +79,9 @@ def served_api(api_settings: Settings) -> Iterator[str]:
         "RESULT_AGGREGATOR_HTTP_PORT": str(port),
         "RESULT_AGGREGATOR_HTTP_WORKERS": "2",
         "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
+        # schemathesis sends any wait_for_event: keep its reads quick (longer waits are a documented 400)
+        "RESULT_AGGREGATOR_EVENT_WAIT_DEFAULT_SECONDS": "0.05",
+        "RESULT_AGGREGATOR_EVENT_WAIT_MAX_SECONDS": "0.2",
     }
     process = subprocess.Popen([sys.executable, "-m", "result_aggregator_service.entrypoints.api"], env=env)
     url = f"http://127.0.0.1:{port}"

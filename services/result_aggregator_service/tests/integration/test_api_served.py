@@ -4,6 +4,9 @@ the document."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -37,6 +40,29 @@ async def test_a_read_after_the_worker_commits_never_sees_the_older_state(
                 listing = (await client.get(USER_BATCHES.format(user_id))).json()
                 assert status["essays"][0]["filename"] == f"v{n}.docx"
                 assert listing["pagination"]["total"] == n + 2
+
+
+async def test_live_streams_on_every_server_process_see_a_commit(served_api: str, api_services: AsyncContainer) -> None:
+    batch_id = samples.new_id("batch-")
+    await ingest(api_services, [samples.batch_registered(batch_id, ["e1"])])
+    path = f"/internal/v1/batches/{batch_id}/events"
+    async with contextlib.AsyncExitStack() as streams:
+        opened = []
+        for _ in range(8):  # a connection each: both processes (each with its own subscription) hold some
+            client = await streams.enter_async_context(httpx.AsyncClient(base_url=served_api, headers=AUTH))
+            response = await streams.enter_async_context(client.stream("GET", path, timeout=30))
+            lines = response.aiter_lines()
+            assert await anext(id_line(lines)) == "id: 1"
+            opened.append(lines)
+        await ingest(api_services, [samples.slot_assigned(batch_id, "e1")])
+        async with asyncio.timeout(10):
+            assert [await anext(id_line(lines)) for lines in opened] == ["id: 2"] * 8
+
+
+async def id_line(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    async for line in lines:
+        if line.startswith("id: "):
+            yield line
 
 
 async def test_metrics_count_the_requests_of_every_server_process(served_api: str) -> None:

@@ -213,7 +213,7 @@ async def test_a_committed_change_is_announced_with_its_version(redis: Redis) ->
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
                 if message:
                     notices.append(json.loads(message["data"]))
-    assert {"batch_id": change.batch_id, "version": 3} in notices
+    assert {"batch_id": change.batch_id, "version": 3, "user_ids": [owner(change)]} in notices
 
 
 async def test_an_unreachable_redis_is_no_cache_on_the_read_path() -> None:

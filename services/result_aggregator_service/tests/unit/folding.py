@@ -10,8 +10,8 @@ from common_core import events
 from common_core.envelope import EventEnvelope
 from result_aggregator_service.domain import rules
 from result_aggregator_service.domain.model import BatchResult, Stamp
-from result_aggregator_service.service_layer.handlers import stamp_of
 from result_aggregator_service.service_layer.decoding import decode_event
+from result_aggregator_service.service_layer.handlers import stamp_of
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

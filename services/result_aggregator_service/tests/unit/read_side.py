@@ -16,6 +16,7 @@ from result_aggregator_service.adapters.in_memory_reads import InMemoryReadModel
 from result_aggregator_service.api_models import BatchStatusResponse, EssayResultResponse
 from result_aggregator_service.config import Settings
 from result_aggregator_service.entrypoints.api import api_container, create_app
+from result_aggregator_service.live_changes import ChangeFeed
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.read_service import ReadModel, ResponseCache
 
@@ -36,6 +37,10 @@ class InMemoryReadSide(Provider):
     @provide(scope=Scope.APP)
     def model(self) -> ReadModel:
         return self._model
+
+    @provide(scope=Scope.APP)
+    def feed(self) -> ChangeFeed:
+        return self._cache.feed
 
 
 @dataclass

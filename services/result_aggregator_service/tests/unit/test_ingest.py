@@ -10,7 +10,13 @@ from common_core.registry import PAYLOAD_TYPE_BY_TOPIC
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
 from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC
 from result_aggregator_service.service_layer.ingest import IngestReport, process_batch
-from result_aggregator_service.service_layer.ports import BatchChange, ParkReason, RawRecord
+from result_aggregator_service.service_layer.ports import (
+    NOTHING_SETTLED,
+    BatchChange,
+    ParkReason,
+    RawRecord,
+    SettledEvents,
+)
 from result_aggregator_service.tests.contract import sample_envelopes as samples
 from result_aggregator_service.tests.fakes import RecordingChangeSink, SetSeenEventHints, record_of
 
@@ -123,11 +129,25 @@ async def test_cached_responses_are_held_off_before_the_commit_and_released_afte
             committed_versions_seen_by_the_sink.append(("changing", harness.store.versions.get("b1")))
             await super().batches_changing(changes)
 
-        async def batches_changed(self, changes: Sequence[BatchChange]) -> None:
+        async def batches_changed(
+            self, changes: Sequence[BatchChange], settled: SettledEvents = NOTHING_SETTLED
+        ) -> None:
             committed_versions_seen_by_the_sink.append(("changed", harness.store.versions.get("b1")))
-            await super().batches_changed(changes)
+            await super().batches_changed(changes, settled)
 
     harness.sink = SnapshottingSink()
     await harness.ingest(record_of(samples.batch_registered("b1", ["e1"])))
     assert committed_versions_seen_by_the_sink == [("changing", None), ("changed", 1)]
     assert harness.sink.changing == harness.sink.changes
+
+
+async def test_the_events_a_micro_batch_settled_are_announced_applied_or_parked_redeliveries_too() -> None:
+    harness = Harness()
+    applied, rejected = samples.batch_registered("b1", ["e1"]), samples.batch_registered("b2", ["e1"])
+    rejected["data"]["expected_essay_count"] = -1
+    await harness.ingest(record_of(applied), record_of(rejected))
+    assert harness.sink.settled[-1] == SettledEvents(
+        [uuid.UUID(applied["event_id"])], [uuid.UUID(rejected["event_id"])]
+    )
+    await harness.ingest(record_of(applied))  # a redelivery: its state is committed, so it counts as applied
+    assert harness.sink.settled[-1] == SettledEvents([uuid.UUID(applied["event_id"])], [])
