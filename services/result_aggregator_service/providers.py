@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dishka import AnyOf, AsyncContainer, Provider, Scope, make_async_container, provide
+from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from huleedu_service_libs.retry import Backoff
 from result_aggregator_service.adapters.facts_cache import FactsCache
+from result_aggregator_service.adapters.read_model_swap import NoSeenEventHints, SilentChanges
 from result_aggregator_service.adapters.response_cache import RedisResponseCache
 from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -56,8 +57,18 @@ class ServiceProvider(Provider):
         return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
     @provide(scope=Scope.APP)
-    def response_cache(self, redis: Redis, settings: Settings) -> AnyOf[ResponseCache, ChangeSink]:
+    def redis_response_cache(self, redis: Redis, settings: Settings) -> RedisResponseCache:
         return RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
+
+    @provide(scope=Scope.APP)
+    def response_cache(self, cache: RedisResponseCache) -> ResponseCache:
+        return cache
+
+    @provide(scope=Scope.APP)
+    def change_sink(self, cache: RedisResponseCache, settings: Settings) -> ChangeSink:
+        if settings.read_model_schema:  # a rebuild's shadow: no one reads it yet
+            return SilentChanges()
+        return cache
 
     @provide(scope=Scope.APP)
     async def read_model(self, settings: Settings) -> AsyncIterator[ReadModel]:
@@ -74,6 +85,8 @@ class ServiceProvider(Provider):
 
     @provide(scope=Scope.APP)
     def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:
+        if settings.read_model_schema:
+            return NoSeenEventHints()
         return RedisSeenEventHints(redis, settings.seen_hint_ttl_seconds)
 
     @provide(scope=Scope.REQUEST)
@@ -99,6 +112,9 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
     def milliseconds(seconds: float) -> str:
         return str(int(seconds * 1000))
 
+    # a rebuild's shadow worker reaches its own schema only (its parked and outbox rows stay there too)
+    schema = {"search_path": f'"{settings.read_model_schema}"'} if settings.read_model_schema else {}
+
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
@@ -110,6 +126,7 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
                 "statement_timeout": milliseconds(settings.database_statement_timeout_seconds),
                 "lock_timeout": milliseconds(settings.database_lock_timeout_seconds),
                 "idle_in_transaction_session_timeout": milliseconds(settings.database_idle_in_transaction_seconds),
+                **schema,
             },
         },
         **options,
