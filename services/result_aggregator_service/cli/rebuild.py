@@ -44,6 +44,7 @@ def rebuild(
         "epoch": report.epoch,
         "records": report.records,
         "build_seconds": round(report.build_seconds, 2),
+        "folding_seconds": round(report.folding_seconds, 2),
         "events_per_second": round(report.events_per_second, 1),
         "writes_paused_ms": round(report.writes_paused_seconds * 1000, 1),
         "reads_paused_ms": round(report.reads_paused_seconds * 1000, 1),
@@ -56,8 +57,8 @@ def rebuild(
     else:
         stdout.print(
             f"read model rebuilt: epoch {report.epoch}, {report.records} records in {report.build_seconds:.1f} s"
-            f" ({report.events_per_second:.0f}/s); live writes paused {figures['writes_paused_ms']} ms, reads"
-            f" {figures['reads_paused_ms']} ms; {report.retired_schema} dropped after the grace period",
+            f" ({report.events_per_second:.0f}/s once folding); live writes paused {figures['writes_paused_ms']} ms,"
+            f" reads {figures['reads_paused_ms']} ms; {report.retired_schema} dropped after the grace period",
             markup=False,
         )
 

@@ -59,6 +59,8 @@ class RebuildReport:
     epoch: int
     records: int
     build_seconds: float  # start of the shadow workers to caught up
+    folded_records: int  # of `records`, those folded after the first commit (the rate's sample)
+    folding_seconds: float  # the first commit to caught up: the rate without the workers' start
     writes_paused_seconds: float
     reads_paused_seconds: float
     retired_schema: str
@@ -66,7 +68,7 @@ class RebuildReport:
 
     @property
     def events_per_second(self) -> float:
-        return self.records / self.build_seconds if self.build_seconds else 0.0
+        return self.folded_records / self.folding_seconds if self.folding_seconds else 0.0
 
 
 class Offsets:
@@ -79,6 +81,7 @@ class Offsets:
         self._topics, self._group = sorted(set(settings.subscribed_topics)), group
         self.partitions: list[TopicPartition] = []
         self.beginnings: dict[TopicPartition, int] = {}
+        self._last_ends: dict[TopicPartition, int] | None = None
 
     async def start(self) -> None:
         await self._admin.start()
@@ -102,10 +105,14 @@ class Offsets:
         return {tp: offsets.get(tp, self.beginnings[tp]) for tp in self.partitions}
 
     async def progress(self) -> Progress:
-        ends, committed = await self.ends(), await self.committed()
+        """Caught up: lag 0 on every partition against the end offsets of the previous check (under a
+        steady load the newest records are always a moment ahead of any group's commit)."""
+        committed, ends = await self.committed(), await self.ends()
         done = sum(committed[tp] - self.beginnings[tp] for tp in self.partitions)
         total = sum(ends[tp] - self.beginnings[tp] for tp in self.partitions)
-        return Progress(done, total, all(committed[tp] >= ends[tp] for tp in self.partitions))
+        before, self._last_ends = self._last_ends, ends
+        caught_up = before is not None and all(committed[tp] >= before[tp] for tp in self.partitions)
+        return Progress(done, total, caught_up)
 
     async def reached(self, targets: dict[TopicPartition, int], within: float) -> None:
         """Wait until the group committed at least `targets` everywhere; raise after `within` seconds."""
@@ -133,6 +140,8 @@ class ShadowWorkers:
             "RESULT_AGGREGATOR_WORKER_METRICS_PORT": "0",
             "RESULT_AGGREGATOR_LOG_FORMAT": "json",
         }
+        # a backlog to drain: bigger micro-batches, fewer commits (an operator's setting still wins)
+        self._env.setdefault("RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS", "2000")
         self._count, self._log_dir, self._started = count, log_dir, 0
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -193,10 +202,10 @@ async def rebuild(
         swapped = False
         try:
             await offsets.start()
-            started = time.monotonic()
+            started, first = time.monotonic(), None
             shadow_workers.ensure_running()
             for attempt in range(1, SWAP_ATTEMPTS + 1):
-                records = await _until_caught_up(offsets, shadow_workers, on_progress, check_seconds)
+                records, first = await _until_caught_up(offsets, shadow_workers, on_progress, check_seconds, first)
                 build_seconds = time.monotonic() - started
 
                 async def caught_up() -> None:
@@ -222,8 +231,17 @@ async def rebuild(
                 await swap.drop_schema(engine, shadow)
         await _flush_cache(settings, redis, epoch)
         await swap.drop_schema(engine, shadow)  # what is left of it: its own parked and outbox copies
+        since, done_then = first or (started, 0)
         return RebuildReport(
-            epoch, records, build_seconds, timings.writes_paused_seconds, timings.reads_paused_seconds, retired, attempt
+            epoch,
+            records,
+            build_seconds,
+            records - done_then,
+            started + build_seconds - since,
+            timings.writes_paused_seconds,
+            timings.reads_paused_seconds,
+            retired,
+            attempt,
         )
 
 
@@ -233,17 +251,24 @@ async def drop_retired_after_grace(engine: AsyncEngine, retired: str, grace_seco
 
 
 async def _until_caught_up(
-    offsets: Offsets, workers: ShadowWorkers, on_progress: Callable[[Progress], None], check_seconds: float
-) -> int:
-    """Lag 0 on every partition at two checks in a row; returns the records consumed."""
+    offsets: Offsets,
+    workers: ShadowWorkers,
+    on_progress: Callable[[Progress], None],
+    check_seconds: float,
+    first: tuple[float, int] | None,
+) -> tuple[int, tuple[float, int] | None]:
+    """Lag 0 on every partition at two checks in a row; returns the records consumed, and when the
+    first commit was seen with how many records it had (kept across attempts)."""
     streak = 0
     while streak < 2:
-        await asyncio.sleep(check_seconds if streak else 0.5)
+        await asyncio.sleep(check_seconds)
         workers.assert_alive()
         progress = await offsets.progress()
         on_progress(progress)
+        if first is None and progress.done > 0:
+            first = (time.monotonic(), progress.done)
         streak = streak + 1 if progress.caught_up else 0
-    return progress.done
+    return progress.done, first
 
 
 async def _flush_cache(settings: Settings, redis: Redis, epoch: int, within: float = 60.0) -> None:
