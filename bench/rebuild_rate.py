@@ -82,7 +82,9 @@ async def main() -> None:
     for key in ("bare client", "worker", "rebuild"):
         print(f"  {key:12} {median[key]:>10,.0f} events/s   rebuild ÷ it {median['rebuild'] / median[key]:.2f}x")
     print(f"  one million events: {1e6 / median['rebuild'] / 60:.1f} min of folding at the rebuild's median rate")
-    print(f"  swap: live writes paused {median['writes paused (ms)']:.0f} ms, reads {median['reads paused (ms)']:.0f} ms")
+    print(
+        f"  swap: live writes paused {median['writes paused (ms)']:.0f} ms, reads {median['reads paused (ms)']:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import text
 
 from conftest import migrate
 from result_aggregator_service.adapters.tables import EPOCH_VERSION_BASE
+from result_aggregator_service.entrypoints.rebuild import SHADOW_WORKER
 from tests.conftest import LOG_DIR, wait_for
 from tests.faults.bench import FaultBench
 from tests.faults.claims import engine_for
@@ -55,10 +57,16 @@ async def finished(rebuild: subprocess.Popen[bytes]) -> dict[str, object]:
 
 
 async def fresh_bench(bench: FaultBench, fresh_databases: Callable[[], Awaitable[str]]) -> None:
-    """The live system on a database of its own: the swap replaces that database's read model only."""
+    """The live system on a database of its own: the swap replaces that database's read model only;"""
     database_url = await fresh_databases()
     await migrate(database_url, "upgrade", "head")
+    # and a Redis database of its own: the swap's flush drops every cached answer of its database
+    bench.settings = bench.settings.model_copy(update={"redis_url": _redis_db(bench.settings.redis_url, 5)})
     await bench.start(workers=1, database_url=database_url)
+
+
+def _redis_db(url: str, number: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{number}"))
 
 
 async def scalar(database_url: str, query: str, **parameters: object) -> object:
@@ -136,7 +144,7 @@ async def test_rebuild_under_load_of_a_corrupted_model_serves_the_fold_and_loses
 
 
 def shadow_workers_of(parent: int) -> list[int]:
-    """Processes running the shadow-worker entry point for the rebuild `parent`."""
+    """Processes running the shadow-worker launcher for the rebuild `parent`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -145,7 +153,7 @@ def shadow_workers_of(parent: int) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"result_aggregator_service.entrypoints.rebuild" in argv and str(parent).encode() in argv:
+        if argv[1:4] == [b"-c", SHADOW_WORKER.encode(), str(parent).encode()]:
             found.append(int(entry.name))
     return found
 
@@ -158,21 +166,22 @@ async def test_a_rebuild_killed_halfway_leaves_the_live_model_serving_and_runs_a
     await bench.until_published(200)
 
     killed = start_rebuild(bench, "killed")
-    shadows = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rm\\_shadow\\_%'"
+    shadow = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'rm\\_shadow\\_%'"
 
-    async def building() -> bool:
+    async def folding() -> bool:
         assert killed.poll() is None, "the rebuild ended before it could be killed"
-        return bool(await scalar(bench.database_url, shadows)) and bool(shadow_workers_of(killed.pid))
+        name = await scalar(bench.database_url, shadow)
+        return bool(name and await scalar(bench.database_url, f'SELECT count(*) FROM "{name}".processed_events'))
 
-    await wait_for(building, within=60, what="the shadow being built")
-    await asyncio.sleep(1.0)
+    await wait_for(folding, within=REBUILD_SECONDS, what="the shadow folding events")
+    assert shadow_workers_of(killed.pid)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
 
     async def workers_gone() -> bool:
         return not shadow_workers_of(killed.pid)
 
-    await wait_for(workers_gone, within=30, what="the shadow workers to die with the rebuild")
+    await wait_for(workers_gone, within=60, what="the shadow workers to die with the rebuild")
     assert await scalar(bench.database_url, "SELECT epoch FROM read_model") == 0
     await bench.progress_after(bench.cleared("the rebuild killed"), "the rebuild killed")  # live goes on
 

@@ -12,10 +12,10 @@ Keys (one place):
 - `ras:fence:batch:{batch_id}`: the version the newest commit under way (or done) leaves. A status
   fill of an older version is refused, so even a commit slower than its hold cannot get the state
   before it cached.
-- `ras:epoch`: the read model's epoch (`ras rebuild`'s swap sets it, then drops every cached answer).
-  The generation a fill compares is `<key's generation>.<epoch>`, so an answer read from the read model
-  before a swap is never cached after it. Versions of a new epoch start above every older one, so the
-  fences of the old epoch refuse nothing of the new one.
+- `ras:flushes`: bumped by `ras rebuild`'s swap, which then drops every cached answer. The generation
+  a fill compares is `<key's generation>.<flushes>`, so an answer read from the read model before a swap
+  is never cached after it. Versions of a new read model start above every older one, so the fences of
+  the old one refuse nothing of the new one.
 Invalidation runs with `allow-oom`: it deletes before it writes and must work while Redis is full.
 A Redis failure on the read path is logged and reported as "no cache" (generation None), never raised.
 """
@@ -35,14 +35,14 @@ from redis.typing import EncodableT
 from result_aggregator_service.service_layer.ports import BatchChange
 
 CHANGES_CHANNEL: Final = "ras:changes"
-EPOCH_KEY: Final = "ras:epoch"
+FLUSHES_KEY: Final = "ras:flushes"
 HOLD_SECONDS: Final = 30
 FENCE_SECONDS: Final = 24 * 3600
 _log = structlog.get_logger(__name__)
 
-# the fill's generation (key's and epoch's, as the read returned them) is still the current one
+# the fill's generation (the key's and the flushes', as the read returned them) is still the current one
 _GENERATION_READ: Final = (
-    "if (redis.call('GET', KEYS[2]) or '0') .. '.' .. (redis.call('GET', KEYS[{epoch}]) or '0') ~= ARGV[1]"
+    "if (redis.call('GET', KEYS[2]) or '0') .. '.' .. (redis.call('GET', KEYS[{flushes}]) or '0') ~= ARGV[1]"
     " then return 0 end\n"
 )
 _LIVE_HOLDS: Final = """
@@ -51,9 +51,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now[1] * 1000 + math.floor(now[2
 if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 """
 
-# KEYS: value, generation, hold, fence, epoch; ARGV: generation read, value, ttl, version of the value
+# KEYS: value, generation, hold, fence, flushes; ARGV: generation read, value, ttl, version of the value
 _FILL_BATCH: Final = (
-    _GENERATION_READ.format(epoch=5)
+    _GENERATION_READ.format(flushes=5)
     + _LIVE_HOLDS
     + """
 if tonumber(ARGV[4]) < tonumber(redis.call('GET', KEYS[4]) or '0') then return 0 end
@@ -62,9 +62,9 @@ return 1
 """
 )
 
-# KEYS: pages hash, generation, hold, epoch; ARGV: generation read, page, value, ttl, max pages
+# KEYS: pages hash, generation, hold, flushes; ARGV: generation read, page, value, ttl, max pages
 _FILL_PAGE: Final = (
-    _GENERATION_READ.format(epoch=4)
+    _GENERATION_READ.format(flushes=4)
     + _LIVE_HOLDS
     + """
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
@@ -110,11 +110,6 @@ return 1
 )
 
 
-# A swap's flush: the new epoch (never an older one), then every cached answer goes, a SCAN page at a time.
-_SET_EPOCH: Final = """#!lua flags=allow-oom
-if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then redis.call('SET', KEYS[1], ARGV[1]) end
-return redis.call('GET', KEYS[1])
-"""
 _CACHED_ANSWERS: Final = ("ras:batch:*", "ras:user:*")
 
 
@@ -152,34 +147,34 @@ class RedisResponseCache:
 
     async def read_batch(self, batch_id: str) -> tuple[bytes | None, str | None]:
         key = batch_key(batch_id)
-        return await self._read(self._redis.mget(key, _generation_key(key), EPOCH_KEY))
+        return await self._read(self._redis.mget(key, _generation_key(key), FLUSHES_KEY))
 
     async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]:
         key = user_key(user_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.hget(key, page)
         pipe.get(_generation_key(key))
-        pipe.get(EPOCH_KEY)
+        pipe.get(FLUSHES_KEY)
         return await self._read(pipe.execute())
 
     async def fill_batch(self, batch_id: str, generation: str, value: bytes, version: int) -> bool:
         key = batch_key(batch_id)
-        keys = [key, _generation_key(key), _hold_key(key), _fence_key(batch_id), EPOCH_KEY]
+        keys = [key, _generation_key(key), _hold_key(key), _fence_key(batch_id), FLUSHES_KEY]
         return await self._fill(self._fill_batch(keys=keys, args=[generation, value, self._ttl, version]))
 
     async def fill_page(self, user_id: str, page: str, generation: str, value: bytes) -> bool:
         key = user_key(user_id)
-        keys = [key, _generation_key(key), _hold_key(key), EPOCH_KEY]
+        keys = [key, _generation_key(key), _hold_key(key), FLUSHES_KEY]
         args: list[EncodableT] = [generation, page, value, self._ttl, self._max_pages]
         return await self._fill(self._fill_page(keys=keys, args=args))
 
     async def _read(self, command: object) -> tuple[bytes | None, str | None]:
         try:
-            value, generation, epoch = await command  # type: ignore[misc]
+            value, generation, flushes = await command  # type: ignore[misc]
         except (RedisError, OSError) as error:
             _log.warning("response_cache_unavailable", operation="read", error=str(error))
             return None, None
-        return value, f"{generation.decode() if generation else '0'}.{epoch.decode() if epoch else '0'}"
+        return value, f"{generation.decode() if generation else '0'}.{flushes.decode() if flushes else '0'}"
 
     async def _fill(self, command: object) -> bool:
         try:
@@ -188,10 +183,10 @@ class RedisResponseCache:
             _log.warning("response_cache_unavailable", operation="fill", error=str(error))
             return False
 
-    async def flush(self, epoch: int) -> int:
-        """After a swap to `epoch`: no answer read before it is cached from now on, and none cached
-        before it is served once this returns. Raises when Redis is unreachable (the caller retries)."""
-        await self._redis.register_script(_SET_EPOCH)(keys=[EPOCH_KEY], args=[epoch])
+    async def flush(self) -> int:
+        """After a swap: no answer read before it is cached from now on, and none cached before it is
+        served once this returns; how many keys went. Raises when Redis is unreachable (the caller retries)."""
+        await self._redis.incr(FLUSHES_KEY)
         dropped = 0
         for pattern in _CACHED_ANSWERS:
             async for keys in _pages(self._redis.scan_iter(match=pattern, count=1000)):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -36,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from result_aggregator_service.adapters import read_model_swap as swap
 from result_aggregator_service.adapters.response_cache import RedisResponseCache
 from result_aggregator_service.config import Settings
-from result_aggregator_service.entrypoints import worker
 
 _log = structlog.get_logger(__name__)
 _PR_SET_PDEATHSIG = 1
@@ -150,7 +148,7 @@ class ShadowWorkers:
         while len(self.processes) < self._count:
             self._started += 1
             log = (self._log_dir / f"shadow-worker-{self._started}.log").open("ab")
-            argv = [sys.executable, "-m", __name__, str(os.getpid())]  # the worker, bound to this process
+            argv = [sys.executable, "-c", SHADOW_WORKER, str(os.getpid())]
             self.processes.append(subprocess.Popen(argv, env=self._env, stdout=log, stderr=log))
 
     def assert_alive(self) -> None:
@@ -173,12 +171,15 @@ class ShadowWorkers:
                 await asyncio.to_thread(process.wait)
 
 
-def shadow_worker(parent: int) -> None:
-    """A shadow worker: the worker engine, told to stop (SIGTERM) when the rebuild's process dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before the line above
-        raise SystemExit("the rebuild that started this shadow worker is gone")
-    worker.main()
+# A shadow worker: the worker engine, told to stop (SIGTERM) when the rebuild's process dies. Set before
+# the worker's imports (seconds on a busy machine), and given up if the rebuild died before it was set.
+SHADOW_WORKER = f"""
+import ctypes, os, runpy, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGTERM)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the rebuild that started this shadow worker is gone")
+runpy.run_module("result_aggregator_service.entrypoints.worker", run_name="__main__")
+"""
 
 
 async def rebuild(
@@ -277,7 +278,7 @@ async def _flush_cache(settings: Settings, redis: Redis, epoch: int, within: flo
     deadline = time.monotonic() + within
     while True:
         try:
-            dropped = await cache.flush(epoch)
+            dropped = await cache.flush()
             _log.info("rebuild_cache_flushed", epoch=epoch, dropped=dropped)
             return
         except Exception as error:
@@ -285,7 +286,3 @@ async def _flush_cache(settings: Settings, redis: Redis, epoch: int, within: flo
                 _log.error("rebuild_cache_flush_failed", epoch=epoch, error=repr(error), ttl=settings.cache_ttl_seconds)
                 return
             await asyncio.sleep(0.5)
-
-
-if __name__ == "__main__":
-    shadow_worker(int(sys.argv[1]))
