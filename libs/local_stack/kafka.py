@@ -112,6 +112,9 @@ def _format(java: str, libs: Path) -> None:
         raise StackError(NAME, f"formatting the storage failed (exit {code})", [log])
 
 
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
 async def create_topics(bootstrap: str, topics: tuple[str, ...]) -> bool:
     admin_mod: Any = importlib.import_module("aiokafka.admin")
     admin = admin_mod.AIOKafkaAdminClient(
@@ -123,7 +126,11 @@ async def create_topics(bootstrap: str, topics: tuple[str, ...]) -> bool:
         missing = [t for t in topics if t not in existing]
         if missing:
             await admin.create_topics(
-                [admin_mod.NewTopic(t, num_partitions=3, replication_factor=1) for t in missing],
+                # the full history stays: `ras rebuild` folds the topics from their beginning
+                [
+                    admin_mod.NewTopic(t, num_partitions=3, replication_factor=1, topic_configs=KEEP_FOREVER)
+                    for t in missing
+                ],
                 timeout_ms=10_000,
             )
             if not set(missing) <= set(await admin.list_topics()):

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     worker_stall_seconds: float = Field(120.0, gt=0)  # lag and no commit this long: /healthz answers 503
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps
+    # set by `ras rebuild` on its shadow workers only: fold into this schema, announce nothing
+    read_model_schema: str | None = Field(None, pattern=r"^rm_shadow_[a-z0-9_]+$")
+    rebuild_grace_seconds: float = Field(600.0, ge=0)  # a swapped-out read model is kept this long
 
     # publishing (brief §6): due events are written to the outbox with the change that made them due;
     # off: nothing is written to the outbox

@@ -17,6 +17,7 @@ from result_aggregator_service.adapters.local_response_cache import (
     LocalEntries,
     LocallyCachedResponses,
 )
+from result_aggregator_service.adapters.read_model_swap import NoSeenEventHints, SilentChanges
 from result_aggregator_service.adapters.response_cache import RedisResponseCache
 from result_aggregator_service.adapters.seen_hints import RedisSeenEventHints
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -65,12 +66,11 @@ class ServiceProvider(Provider):
         return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
     @provide(scope=Scope.APP)
-    def change_sink(self, redis: Redis, settings: Settings) -> ChangeSink:
+    def redis_response_cache(self, redis: Redis, settings: Settings) -> RedisResponseCache:
         return RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
 
     @provide(scope=Scope.APP)
-    async def response_cache(self, redis: Redis, settings: Settings) -> AsyncIterator[ResponseCache]:
-        shared = RedisResponseCache(redis, settings.cache_ttl_seconds, settings.cache_max_pages_per_user)
+    async def response_cache(self, shared: RedisResponseCache, settings: Settings) -> AsyncIterator[ResponseCache]:
         if settings.api_local_cache_entries == 0:
             yield shared
             return
@@ -79,6 +79,12 @@ class ServiceProvider(Provider):
         listener.start()
         yield LocallyCachedResponses(shared, entries, listener)
         await listener.stop()
+
+    @provide(scope=Scope.APP)
+    def change_sink(self, cache: RedisResponseCache, settings: Settings) -> ChangeSink:
+        if settings.read_model_schema:  # a rebuild's shadow: no one reads it yet
+            return SilentChanges()
+        return cache
 
     @provide(scope=Scope.APP)
     async def read_model(self, settings: Settings) -> AsyncIterator[ReadModel]:
@@ -111,6 +117,8 @@ class ServiceProvider(Provider):
 
     @provide(scope=Scope.APP)
     def seen_hints(self, redis: Redis, settings: Settings) -> SeenEventHints:
+        if settings.read_model_schema:
+            return NoSeenEventHints()
         return RedisSeenEventHints(redis, settings.seen_hint_ttl_seconds)
 
     @provide(scope=Scope.REQUEST)
@@ -145,6 +153,9 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
     def milliseconds(seconds: float) -> str:
         return str(int(seconds * 1000))
 
+    # a rebuild's shadow worker reaches its own schema only (its parked and outbox rows stay there too)
+    schema = {"search_path": f'"{settings.read_model_schema}"'} if settings.read_model_schema else {}
+
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
@@ -156,6 +167,7 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
                 "statement_timeout": milliseconds(settings.database_statement_timeout_seconds),
                 "lock_timeout": milliseconds(settings.database_lock_timeout_seconds),
                 "idle_in_transaction_session_timeout": milliseconds(settings.database_idle_in_transaction_seconds),
+                **schema,
             },
         },
         **options,

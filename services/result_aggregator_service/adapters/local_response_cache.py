@@ -30,10 +30,9 @@ from redis import Redis as SyncRedis
 from redis.client import PubSub
 from redis.exceptions import RedisError
 
-from result_aggregator_service.adapters.response_cache import INVALIDATIONS_CHANNEL
+from result_aggregator_service.adapters.response_cache import FLUSH_ALL, INVALIDATIONS_CHANNEL
 from result_aggregator_service.read_service import ResponseCache
 
-FLUSH_ALL: Final = b"*"  # an announcement that drops every local entry (a flushed response cache)
 _IDLE_DRAIN_SECONDS: Final = 0.05  # how often an idle process reads what has arrived
 _HEARTBEAT_SECONDS: Final = 1.0
 _SILENCE_SECONDS: Final = 3.0  # no answer to a heartbeat this long: the connection is presumed dead
@@ -137,7 +136,7 @@ class InvalidationListener:
         elif kind == "message":
             data = message["data"]
             assert isinstance(data, bytes)
-            if data == FLUSH_ALL:
+            if data == FLUSH_ALL.encode():
                 self._entries.drop_all()
             else:
                 self._entries.announce(data.decode().split("\n"))

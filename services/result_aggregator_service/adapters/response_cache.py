@@ -15,6 +15,10 @@ Keys (one place):
 - `ras:fence:batch:{batch_id}`: the version the newest commit under way (or done) leaves. A status
   fill of an older version is refused, so even a commit slower than its hold cannot get the state
   before it cached.
+- `ras:flushes`: bumped by `ras rebuild`'s swap, which then drops every cached answer. The generation
+  a fill compares is `<key's generation>.<flushes>`, so an answer read from the read model before a swap
+  is never cached after it. Versions of a new read model start above every older one, so the fences of
+  the old one refuse nothing of the new one.
 Invalidation runs with `allow-oom`: it deletes before it writes and must work while Redis is full.
 A Redis failure on the read path is logged and reported as "no cache" (generation None), never raised.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
 import structlog
@@ -35,13 +39,20 @@ from result_aggregator_service.service_layer.ports import NOTHING_SETTLED, Batch
 
 CHANGES_CHANNEL: Final = "ras:changes"  # per changed batch: {"batch_id", "version", "user_ids"}
 EVENTS_CHANNEL: Final = "ras:events"  # per micro-batch that settled any: {"applied": [ids], "parked": [ids]}
-# the batch ids whose answers an invalidation deletes, "\n"-joined, announced on hold and on release:
-# what each API process's local copies follow (adapters/local_response_cache.py)
+# the batch ids whose answers an invalidation deletes, "\n"-joined, announced on hold and on release
+# (or FLUSH_ALL after a flush): what each API process's local copies follow (local_response_cache.py)
 INVALIDATIONS_CHANNEL: Final = "ras:invalidations"
+FLUSH_ALL: Final = "*"
+FLUSHES_KEY: Final = "ras:flushes"
 HOLD_SECONDS: Final = 30
 FENCE_SECONDS: Final = 24 * 3600
 _log = structlog.get_logger(__name__)
 
+# the fill's generation (the key's and the flushes', as the read returned them) is still the current one
+_GENERATION_READ: Final = (
+    "if (redis.call('GET', KEYS[2]) or '0') .. '.' .. (redis.call('GET', KEYS[{flushes}]) or '0') ~= ARGV[1]"
+    " then return 0 end\n"
+)
 _LIVE_HOLDS: Final = """
 local now = redis.call('TIME')
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
@@ -50,9 +61,9 @@ if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 
 # A fill of a batch's answers: refused unless the generation is still the one read, no commit holds
 # the batch and the answer is not older than the batch's fence.
-# KEYS: value, generation, hold, fence; ARGV: generation read, version of the value, value, ttl, ...
+# KEYS: value, generation, hold, fence, flushes; ARGV: generation read, version of the value, value, ttl, ...
 _FRESH_FOR_BATCH: Final = (
-    "if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end\n"
+    _GENERATION_READ.format(flushes=5)
     + _LIVE_HOLDS
     + "if tonumber(ARGV[2]) < tonumber(redis.call('GET', KEYS[4]) or '0') then return 0 end\n"
 )
@@ -63,9 +74,9 @@ _FILL_ESSAY: Final = (
     + "redis.call('HSET', KEYS[1], ARGV[5], ARGV[3])\nredis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')\nreturn 1\n"
 )
 
-# KEYS: pages hash, generation, hold; ARGV: generation read, page, value, ttl, max pages
+# KEYS: pages hash, generation, hold, flushes; ARGV: generation read, page, value, ttl, max pages
 _FILL_PAGE: Final = (
-    "if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end\n"
+    _GENERATION_READ.format(flushes=4)
     + _LIVE_HOLDS
     + """
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
@@ -121,6 +132,9 @@ return 1
 )
 
 
+_CACHED_ANSWERS: Final = ("ras:batch:*", "ras:essays:*", "ras:user:*")
+
+
 def batch_key(batch_id: str) -> str:
     return f"ras:batch:{batch_id}"
 
@@ -160,12 +174,13 @@ class RedisResponseCache:
 
     async def read_batch(self, batch_id: str) -> tuple[bytes | None, str | None]:
         key = batch_key(batch_id)
-        return await self._read(self._redis.mget(key, _generation_key(key)))
+        return await self._read(self._redis.mget(key, _generation_key(key), FLUSHES_KEY))
 
     async def read_essay(self, batch_id: str, essay_id: str) -> tuple[bytes | None, str | None]:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hget(essays_key(batch_id), essay_id)
         pipe.get(_generation_key(batch_key(batch_id)))
+        pipe.get(FLUSHES_KEY)
         return await self._read(pipe.execute())
 
     async def read_page(self, user_id: str, page: str) -> tuple[bytes | None, str | None]:
@@ -173,31 +188,32 @@ class RedisResponseCache:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hget(key, page)
         pipe.get(_generation_key(key))
+        pipe.get(FLUSHES_KEY)
         return await self._read(pipe.execute())
 
     async def fill_batch(self, batch_id: str, generation: str, value: bytes, version: int) -> bool:
         key = batch_key(batch_id)
-        keys = [key, _generation_key(key), _hold_key(key), _fence_key(batch_id)]
+        keys = [key, _generation_key(key), _hold_key(key), _fence_key(batch_id), FLUSHES_KEY]
         return await self._fill(self._fill_batch(keys=keys, args=[generation, version, value, self._ttl]))
 
     async def fill_essay(self, batch_id: str, essay_id: str, generation: str, value: bytes, version: int) -> bool:
         key = batch_key(batch_id)
-        keys = [essays_key(batch_id), _generation_key(key), _hold_key(key), _fence_key(batch_id)]
+        keys = [essays_key(batch_id), _generation_key(key), _hold_key(key), _fence_key(batch_id), FLUSHES_KEY]
         return await self._fill(self._fill_essay(keys=keys, args=[generation, version, value, self._ttl, essay_id]))
 
     async def fill_page(self, user_id: str, page: str, generation: str, value: bytes) -> bool:
         key = user_key(user_id)
-        keys = [key, _generation_key(key), _hold_key(key)]
+        keys = [key, _generation_key(key), _hold_key(key), FLUSHES_KEY]
         args: list[EncodableT] = [generation, page, value, self._ttl, self._max_pages]
         return await self._fill(self._fill_page(keys=keys, args=args))
 
     async def _read(self, command: object) -> tuple[bytes | None, str | None]:
         try:
-            value, generation = await command  # type: ignore[misc]
+            value, generation, flushes = await command  # type: ignore[misc]
         except (RedisError, OSError) as error:
             _log.warning("response_cache_unavailable", operation="read", error=str(error))
             return None, None
-        return value, (generation.decode() if generation else "0")
+        return value, f"{generation.decode() if generation else '0'}.{flushes.decode() if flushes else '0'}"
 
     async def _fill(self, command: object) -> bool:
         try:
@@ -205,6 +221,17 @@ class RedisResponseCache:
         except (RedisError, OSError) as error:
             _log.warning("response_cache_unavailable", operation="fill", error=str(error))
             return False
+
+    async def flush(self) -> int:
+        """After a swap: no answer read before it is cached from now on, and none cached before it is
+        served once this returns; how many keys went. Raises when Redis is unreachable (the caller retries)."""
+        await self._redis.incr(FLUSHES_KEY)
+        dropped = 0
+        for pattern in _CACHED_ANSWERS:
+            async for keys in _pages(self._redis.scan_iter(match=pattern, count=1000)):
+                dropped += await self._redis.unlink(*keys)
+        await self._redis.publish(INVALIDATIONS_CHANNEL, FLUSH_ALL)  # and every API process's local copies
+        return dropped
 
     # Both raise when Redis is unreachable: the micro-batch then rolls back (or, after its commit, is
     # replayed as duplicates that announce their batches again) and is retried, so consumption pauses
@@ -250,3 +277,14 @@ def change_notice(change: BatchChange) -> str:
 
 def settled_notice(settled: SettledEvents) -> str:
     return json.dumps({"applied": [str(i) for i in settled.applied], "parked": [str(i) for i in settled.parked]})
+
+
+async def _pages(keys: AsyncIterator[bytes], size: int = 500) -> AsyncIterator[list[bytes]]:
+    page: list[bytes] = []
+    async for key in keys:
+        page.append(key)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page

@@ -7,6 +7,7 @@ from typing import Final
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Double,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -151,3 +153,20 @@ outbox = Table(
 OUTBOX_CHANNEL: Final = "ras_outbox"
 # the relay's work queue: what is still unpublished, in order
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
+
+# The live read model's epoch (one row). `ras rebuild` swaps a shadow set of the read-model tables in and
+# bumps it in the same transaction; versions of the new set start at epoch * EPOCH_VERSION_BASE, so a
+# version (and an ETag) never repeats across rebuilds. The retired set is dropped after a grace period.
+read_model = Table(
+    "read_model",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default=text("1")),
+    Column("epoch", Integer, nullable=False, server_default=text("0")),
+    Column("switched_at", DateTime(timezone=True)),
+    Column("retired_schema", String(63)),
+    Column("drop_retired_after", DateTime(timezone=True)),
+    CheckConstraint("id = 1", name="ck_read_model_one_row"),
+)
+# The tables a rebuild replaces; parked_events and outbox stay shared (operators' and the relay's work).
+READ_MODEL_TABLES = (batches, essays, processed_events)
+EPOCH_VERSION_BASE = 10**12  # versions of epoch n start at n * 10**12 (well inside 2**53 for JSON readers)

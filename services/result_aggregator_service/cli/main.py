@@ -5,6 +5,7 @@
     ras parked list|summary|show|replay|discard
     ras lag                           consumer lag per partition, in records and seconds
     ras health                        the API, the worker and (--direct) the dependencies
+    ras rebuild [--workers N] [--grace S]   a new read model from the topics' beginning, swapped in live
     ras demo [--rate R] [--batches N] [--duration S] [--users U]   sample lifecycles to the local Kafka
 
 A new area is a module with its own `typer.Typer()` (or a function) added below. Every command takes
@@ -17,12 +18,12 @@ import logging
 
 import typer
 
-from result_aggregator_service.cli import health, lag, parked, stack
+from result_aggregator_service.cli import health, lag, parked, rebuild, stack
 from result_aggregator_service.cli.output import JsonFlag, current_stderr, emit_json, run, stdout
 
 app = typer.Typer(
     name="ras",
-    help="Result Aggregator operations: the local stack, migrations, parked events, lag, health.",
+    help="Result Aggregator operations: the local stack, migrations, parked events, lag, health, rebuild.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,  # an unexpected error keeps its plain traceback; expected ones are one line
@@ -31,6 +32,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(parked.app, name="parked")
 app.command()(lag.lag)
 app.command()(health.health)
+app.command()(rebuild.rebuild)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)

@@ -11,7 +11,13 @@ from result_aggregator_service.config import Settings
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    # A rebuild's shadow: the whole shape (and its own alembic_version) in that schema, nothing outside it.
+    schema = context.config.attributes.get("schema")
+    if schema:
+        connection.exec_driver_sql(f'SET search_path TO "{schema}"')
+    context.configure(
+        connection=connection, target_metadata=metadata, compare_type=True, version_table_schema=schema or None
+    )
     with context.begin_transaction():
         context.run_migrations()
 

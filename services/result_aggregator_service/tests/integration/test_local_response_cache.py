@@ -12,12 +12,16 @@ import pytest
 from redis.asyncio import Redis
 
 from result_aggregator_service.adapters.local_response_cache import (
-    FLUSH_ALL,
     InvalidationListener,
     LocalEntries,
     LocallyCachedResponses,
 )
-from result_aggregator_service.adapters.response_cache import INVALIDATIONS_CHANNEL, RedisResponseCache, batch_key
+from result_aggregator_service.adapters.response_cache import (
+    FLUSH_ALL,
+    INVALIDATIONS_CHANNEL,
+    RedisResponseCache,
+    batch_key,
+)
 from result_aggregator_service.config import Settings
 from result_aggregator_service.service_layer.ports import BatchChange
 

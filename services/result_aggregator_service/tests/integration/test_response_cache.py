@@ -237,3 +237,23 @@ async def test_an_unreachable_redis_costs_the_hints_nothing_but_the_shortcut() -
     assert await hints.seen([uuid.uuid4()]) == set()
     await hints.remember([uuid.uuid4()])
     await unreachable.aclose()
+
+
+async def test_a_rebuilds_flush_drops_every_answer_and_refuses_fills_read_before_it(settings: Settings) -> None:
+    flushed_db = settings.redis_url.rsplit("/", 1)[0] + "/4"  # a flush drops every cached answer of its database
+    async with Redis.from_url(flushed_db) as redis:
+        cache, change = RedisResponseCache(redis, 60), a_change()
+        _, generation = await cache.read_batch(change.batch_id)
+        _, page_generation = await cache.read_page(owner(change), "20:0:")
+        assert generation is not None and page_generation is not None
+        kept = a_change()
+        _, kept_generation = await cache.read_batch(kept.batch_id)
+        assert kept_generation is not None and await cache.fill_batch(kept.batch_id, kept_generation, b"old", 3)
+
+        assert await cache.flush() >= 1
+        assert (await cache.read_batch(kept.batch_id))[0] is None  # cached before: gone
+        assert not await cache.fill_batch(change.batch_id, generation, b"read before", 3)  # read before: refused
+        assert not await cache.fill_page(owner(change), "20:0:", page_generation, b"read before")
+        _, generation = await cache.read_batch(change.batch_id)
+        assert generation is not None and await cache.fill_batch(change.batch_id, generation, b"read after", 3)
+        assert (await cache.read_batch(change.batch_id))[0] == b"read after"

@@ -1,0 +1,80 @@
+"""The rebuild's database side on a real PostgreSQL: the shadow has the live shape (the migrations made
+both), the swap exchanges the two in one transaction, and a swap that fails changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from conftest import migrate
+from result_aggregator_service.adapters import read_model_swap as swap
+from result_aggregator_service.adapters.tables import EPOCH_VERSION_BASE
+
+_COLUMNS = text(
+    "SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '') FROM"
+    " information_schema.columns WHERE table_schema = :s AND table_name IN ('batches', 'essays', 'processed_events')"
+    " ORDER BY 1, ordinal_position"
+)
+_INDEXES = text(
+    "SELECT tablename, replace(indexdef, :s || '.', '') FROM pg_indexes WHERE schemaname = :s ORDER BY 1, 2"
+)
+
+
+@pytest.fixture
+async def engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
+    await migrate(fresh_database_url, "upgrade", "head")
+    engine = create_async_engine(fresh_database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def shape(engine: AsyncEngine, schema: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    async with engine.connect() as connection:
+        columns = [tuple(row) for row in await connection.execute(_COLUMNS, {"s": schema})]
+        indexes = [tuple(row) for row in await connection.execute(_INDEXES, {"s": schema})]
+    return columns, indexes
+
+
+async def test_the_shadow_has_the_live_shape_and_versions_from_its_epoch(
+    engine: AsyncEngine, fresh_database_url: str
+) -> None:
+    shadow = await swap.create_shadow(engine, fresh_database_url, 3)
+    (live_columns, live_indexes), (columns, indexes) = await shape(engine, "public"), await shape(engine, shadow)
+    version_default = ("batches", "version", "bigint", "NO", f"'{3 * EPOCH_VERSION_BASE}'::bigint")
+    assert columns == [version_default if c[:2] == ("batches", "version") else c for c in live_columns]
+    assert indexes == live_indexes  # every table of the shape, parked_events and outbox too (its own copies)
+
+
+async def test_a_swap_exchanges_the_read_models_and_a_failed_one_changes_nothing(
+    engine: AsyncEngine, fresh_database_url: str
+) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO batches (batch_id) VALUES ('live')"))
+    shadow = await swap.create_shadow(engine, fresh_database_url, 1)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"INSERT INTO \"{shadow}\".batches (batch_id) VALUES ('rebuilt')"))
+
+    async def gives_up() -> None:
+        raise TimeoutError("the shadow did not catch up")
+
+    with pytest.raises(TimeoutError):
+        await swap.swap_in(engine, shadow, 1, 60, gives_up)
+    assert await swap.live_epoch(engine) == 0
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT batch_id FROM batches"))).scalars().all() == ["live"]
+
+    async def caught_up() -> None:
+        return None
+
+    retired, timings = await swap.swap_in(engine, shadow, 1, 60, caught_up)
+    assert await swap.live_epoch(engine) == 1 and timings.reads_paused_seconds <= timings.writes_paused_seconds
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT batch_id, version FROM batches"))).all()
+        assert [tuple(r) for r in rows] == [("rebuilt", EPOCH_VERSION_BASE)]
+        old = await connection.execute(text(f'SELECT batch_id FROM "{retired}".batches'))
+        assert old.scalars().all() == ["live"]
+    await swap.drop_retired(engine, retired)
+    assert await swap.drop_leftovers(engine) == [shadow]  # the rest of the shadow: its parked and outbox copies
