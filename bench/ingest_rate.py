@@ -11,7 +11,7 @@ Each run publishes `--events` events (whole batch lifecycles) once, then drains 
 - two workers: two worker processes in one consumer group (with `--two-workers`).
 With `--scale N` the worker also drains N events once (time against the --events time, and its RSS).
 
-    .venv/bin/python bench/ingest_rate.py [--events 10000] [--runs 3] [--two-workers] [--scale 100000]
+    .venv/bin/python bench/ingest_rate.py [--events 10000] [--runs 3] [--two-workers] [--scale 100000] [--no-per-event]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from sqlalchemy import make_url
 
 from bench import harness
+from bench.bench_support import cpu_seconds
 from bench.plain_consumer import plain_consumer_rate
 from local_stack import ensure_stack
 from result_aggregator_service.adapters.schema import upgrade_to_head
@@ -53,9 +54,15 @@ async def bare_client_rate(bootstrap_servers: str, starts: harness.Offsets, coun
 
 
 async def worker_rate(
-    env: dict[str, str], starts: harness.Offsets, count: int, batch: int, workers: int = 1, publish: bool = True
-) -> tuple[float, float]:
-    """Events/s from the first counted event to the `count`th, and the first worker's RSS (MB) at the end."""
+    env: dict[str, str],
+    starts: harness.Offsets,
+    count: int,
+    batch: int,
+    workers: int = 1,
+    publish: bool = True,
+) -> tuple[float, float, float]:
+    """Events/s from the first counted event to the `count`th, the first worker's RSS (MB) at the end, and
+    the workers' CPU time per event (µs) over the same span: steadier than events/s on a busy machine."""
     redis_url = env["REDIS_URL"].rsplit("/", 1)[0] + f"/{next(_redis_databases)}"  # no hints of earlier runs
     async with Redis.from_url(redis_url) as redis:
         await redis.flushdb()
@@ -90,28 +97,32 @@ async def worker_rate(
 
             await harness.until(started, time.monotonic() + 120, "the first event")
             first, clock = await total(), time.perf_counter()
+            cpu = sum(cpu_seconds(process.pid) for process in processes)
 
             async def done() -> bool:
                 return await total() >= count
 
             await harness.until(done, time.monotonic() + 900, f"{count} events")
-            return (count - first) / (time.perf_counter() - clock), harness.rss_megabytes(processes[0])
+            rate = (count - first) / (time.perf_counter() - clock)
+            cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu
+            return rate, harness.rss_megabytes(processes[0]), cpu / (count - first) * 1e6
         finally:
             for process in processes:
                 harness.stop(process)
 
 
-async def one_run(env: dict[str, str], count: int, two_workers: bool) -> dict[str, float]:
+async def one_run(env: dict[str, str], count: int, two_workers: bool, per_event: bool) -> dict[str, float]:
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
     starts = await harness.end_offsets(servers)
     await harness.publish(servers, harness.lifecycle_events(count))
-    rates = {
+    rates: dict[str, float] = {
         "bare client": await bare_client_rate(servers, starts, count),
         "plain consumer": await plain_consumer_rate(servers, _asyncpg_dsn(env["DATABASE_URL"]), starts, count),
-        "worker": (await worker_rate(env, starts, count, 500))[0],
-        "worker, publishing off": (await worker_rate(env, starts, count, 500, publish=False))[0],
-        "worker, one event per transaction": (await worker_rate(env, starts, count // 5, 1))[0],
     }
+    rates["worker"], _, rates["worker CPU µs per event"] = await worker_rate(env, starts, count, 500)
+    rates["worker, publishing off"] = (await worker_rate(env, starts, count, 500, publish=False))[0]
+    if per_event:
+        rates["worker, one event per transaction"] = (await worker_rate(env, starts, count // 5, 1))[0]
     if two_workers:
         rates["two workers, one group"] = (await worker_rate(env, starts, count, 500, workers=2))[0]
     return rates
@@ -127,37 +138,46 @@ async def scale_run(env: dict[str, str], count: int, small: int) -> None:
     for events in (small, count):
         starts = await harness.end_offsets(servers)
         await harness.publish(servers, harness.lifecycle_events(events))
-        rate, rss = await worker_rate(env, starts, events, 500)
+        rate, rss, cpu = await worker_rate(env, starts, events, 500)
         timings[events] = events / rate
-        print(f"worker, {events:,} events: {timings[events]:.1f} s ({rate:,.0f} events/s), RSS at the end {rss:.0f} MB")
+        print(
+            f"worker, {events:,} events: {timings[events]:.1f} s ({rate:,.0f} events/s), RSS at the end {rss:.0f} MB,"
+            f" CPU {cpu:.0f} µs per event"
+        )
     print(f"time for {count:,} / time for {small:,}: {timings[count] / timings[small]:.1f}x (target <= 11x)")
+
+
+def _summarise(runs: list[dict[str, float]], events: int) -> None:
+    medians: dict[str, float] = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+    print(f"\nmedians of {len(runs)} runs over the same {events:,} events each:")
+    for name, rate in medians.items():
+        print(f"  {name:36s} {rate:>9,.0f} {'' if 'CPU' in name else 'events/s'}")
+    worker = medians["worker"]
+    print(f"worker / plain consumer:                 {worker / medians['plain consumer']:.2f}x (target >= 0.5x)")
+    print(f"worker / bare client:                    {worker / medians['bare client']:.3f}x")
+    print(f"worker / worker with publishing off:     {worker / medians['worker, publishing off']:.2f}x")
+    if per_event := medians.get("worker, one event per transaction"):
+        print(f"worker / one event per transaction:      {worker / per_event:.1f}x (target >= 20x)")
+    if "two workers, one group" in medians:
+        print(f"two workers / one worker:                {medians['two workers, one group'] / worker:.2f}x")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="0 with --scale: only the scale run")
     parser.add_argument("--two-workers", action="store_true")
     parser.add_argument("--scale", type=int, default=0, help="also time the worker on this many events")
+    parser.add_argument("--no-per-event", action="store_true", help="skip the one-event-per-transaction worker")
     args = parser.parse_args()
     env = ensure_stack()
     await asyncio.to_thread(upgrade_to_head, env["DATABASE_URL"])
     runs: list[dict[str, float]] = []
     for run in range(args.runs):
-        runs.append(await one_run(env, args.events, args.two_workers))
-        print(f"run {run + 1}: " + "; ".join(f"{name} {rate:,.0f}/s" for name, rate in runs[-1].items()))
-    medians: dict[str, float] = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
-    print(f"\nmedians of {args.runs} runs over the same {args.events:,} events each:")
-    for name, rate in medians.items():
-        print(f"  {name:36s} {rate:>9,.0f} events/s")
-    worker = medians["worker"]
-    print(f"worker / plain consumer:                 {worker / medians['plain consumer']:.2f}x (target >= 0.5x)")
-    print(f"worker / bare client:                    {worker / medians['bare client']:.3f}x")
-    print(f"worker / worker with publishing off:     {worker / medians['worker, publishing off']:.2f}x")
-    per_event = medians["worker, one event per transaction"]
-    print(f"worker / one event per transaction:      {worker / per_event:.1f}x (target >= 20x)")
-    if "two workers, one group" in medians:
-        print(f"two workers / one worker:                {medians['two workers, one group'] / worker:.2f}x")
+        runs.append(await one_run(env, args.events, args.two_workers, not args.no_per_event))
+        print(f"run {run + 1}: " + "; ".join(f"{name} {rate:,.0f}" for name, rate in runs[-1].items()))
+    if runs:
+        _summarise(runs, args.events)
     if args.scale:
         await scale_run(env, args.scale, args.events)
 

@@ -55,6 +55,15 @@ class ServiceMetrics:
             registry=r,
         )
         self.cache_lookups = Counter("ras_cache_lookups_total", "API cache lookups", ["route", "result"], registry=r)
+        self.facts_cache_lookups = Counter(
+            "ras_facts_cache_lookups_total",
+            "Batches the worker loaded: hit (its facts cache), miss (read back and decoded), new (nothing stored)",
+            ["result"],
+            registry=r,
+        )
+        self.facts_cache_evictions = Counter(
+            "ras_facts_cache_evictions_total", "Batches dropped from the worker's full facts cache", registry=r
+        )
         self.last_commit = Gauge(
             "ras_last_commit_timestamp_seconds",
             "Unix time of the worker's last committed micro-batch (0: none since start)",

@@ -127,8 +127,8 @@ class ServiceProvider(Provider):
             yield session
 
     @provide(scope=Scope.APP)
-    def facts_cache(self, settings: Settings) -> FactsCache:
-        return FactsCache(settings.facts_cache_batches)
+    def facts_cache(self, settings: Settings, metrics: ServiceMetrics) -> FactsCache:
+        return FactsCache(settings.facts_cache_batches, metrics.facts_cache_lookups, metrics.facts_cache_evictions)
 
     @provide(scope=Scope.APP)
     def published_topics(self, settings: Settings) -> PublishedTopics | None:

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from prometheus_client import Counter
+
 from result_aggregator_service.domain.model import BatchResult
 
 
 class FactsCache:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, lookups: Counter | None = None, evictions: Counter | None = None) -> None:
         self._capacity = capacity
         self._entries: OrderedDict[str, tuple[int, BatchResult]] = OrderedDict()
+        self._lookups = {result: lookups.labels(result) for result in ("hit", "miss", "new")} if lookups else {}
+        self._evictions = evictions
 
     def get(self, batch_id: str, version: int) -> BatchResult | None:
         entry = self._entries.get(batch_id)
@@ -36,3 +40,12 @@ class FactsCache:
         self._entries.move_to_end(batch_id)
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
+            if self._evictions:
+                self._evictions.inc()
+
+    def count(self, *, hits: int, misses: int, new: int) -> None:
+        """What one load found (`ras_facts_cache_lookups_total`): a miss costs reading and decoding the
+        batch and its essays, a new batch (its placeholder row) nothing."""
+        for result, number in (("hit", hits), ("miss", misses), ("new", new)):
+            if number and result in self._lookups:
+                self._lookups[result].inc(number)

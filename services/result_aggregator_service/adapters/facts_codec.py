@@ -57,13 +57,20 @@ _batch_facts = TypeAdapter(BatchResult)
 _essay_facts = TypeAdapter(EssayResult)
 
 
+# orjson writes the domain's dataclasses as they are, the same bytes as pydantic's dump_json (a test
+# holds them equal) at half its cost: enums by value, UTC as `Z`, enum keys as their values.
+_ENCODING: Final = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
 def encode_batch(batch: BatchResult) -> bytes:
     """The batch's own facts (its essays are stored in their own rows)."""
-    return _versioned(_batch_facts.dump_json(batch, exclude={"essays"}))
+    facts = {"facts_version": FACTS_VERSION, **vars(batch)}
+    del facts["essays"]
+    return orjson.dumps(facts, option=_ENCODING)
 
 
 def encode_essay(essay: EssayResult) -> bytes:
-    return _versioned(_essay_facts.dump_json(essay))
+    return orjson.dumps({"facts_version": FACTS_VERSION, **vars(essay)}, option=_ENCODING)
 
 
 def decode_batch(text: str, essays: dict[str, EssayResult]) -> BatchResult:
@@ -73,11 +80,6 @@ def decode_batch(text: str, essays: dict[str, EssayResult]) -> BatchResult:
 
 def decode_essay(text: str) -> EssayResult:
     return _decode("essay", text, _essay_facts)
-
-
-def _versioned(document: bytes) -> bytes:
-    """`facts_version` first in the object (a domain object always has an id, so the object is not empty)."""
-    return b'{"facts_version":%d,' % FACTS_VERSION + document[1:]
 
 
 def _decode(kind: str, text: str, adapter: TypeAdapter[T]) -> T:

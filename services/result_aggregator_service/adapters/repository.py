@@ -104,6 +104,9 @@ class SqlAlchemyBatchRepository:
                 self._loaded[batch_id] = decode_batch(facts_of[batch_id], essays_of[batch_id])
                 if self._cache:  # read under the lock: what this version stands for, whatever happens next
                     self._cache.put(batch_id, version, self._loaded[batch_id])
+        if cache:
+            new = sum(1 for facts in facts_of.values() if facts == "{}")
+            cache.count(hits=len(hits) - len(lost), misses=len(facts_of) - new, new=new)
 
     def committed(self) -> None:
         """The transaction committed: the cache may now remember what it wrote."""

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 from dishka import AsyncContainer
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -281,3 +282,28 @@ class TestSqlAlchemyUnitOfWork(UnitOfWorkContract):
         for batch_id in batch_ids:
             batch = await self.read(make, batch_id)
             assert batch.is_registered and batch.essays["e1"].slot is not None
+
+    async def test_the_cache_counts_its_hits_misses_new_batches_and_evictions(self, make_uow: UowFactory) -> None:
+        registry = CollectorRegistry()
+        lookups = Counter("lookups", "", ["result"], registry=registry)
+        evictions = Counter("evictions", "", registry=registry)
+        counted = FactsCache(capacity=1, lookups=lookups, evictions=evictions)
+
+        def make() -> UnitOfWork:
+            self.opened.append(self.sessions())
+            return SqlAlchemyUnitOfWork(self.opened[-1], counted)
+
+        def tally() -> dict[str, float]:
+            found = {r: registry.get_sample_value("lookups_total", {"result": r}) for r in ("hit", "miss", "new")}
+            found["evicted"] = registry.get_sample_value("evictions_total")
+            return {name: n or 0.0 for name, n in found.items()}
+
+        first, second = samples.new_id("batch-"), samples.new_id("batch-")
+        await self.ingest(make, [samples.batch_registered(first, ["e1"])])
+        assert tally() == {"hit": 0, "miss": 0, "new": 1, "evicted": 0}
+        await self.ingest(make, [samples.slot_assigned(first, "e1")])
+        assert tally() == {"hit": 1, "miss": 0, "new": 1, "evicted": 0}
+        await self.ingest(make, [samples.batch_registered(second, ["e1"])])  # evicts the first
+        assert tally() == {"hit": 1, "miss": 0, "new": 2, "evicted": 1}
+        await self.ingest(make, [samples.spellcheck_result(first, "e1")])
+        assert tally() == {"hit": 1, "miss": 1, "new": 2, "evicted": 2}

@@ -4,11 +4,12 @@ shape the code does not know fails loudly instead of silently dropping a stored 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from common_core.enums import BatchStatus, PhaseName, ProcessingStage
 from result_aggregator_service.adapters.facts_codec import (
@@ -20,6 +21,9 @@ from result_aggregator_service.adapters.facts_codec import (
     encode_essay,
 )
 from result_aggregator_service.domain import rules
+from result_aggregator_service.domain.model import BatchResult, EssayResult
+from result_aggregator_service.lifecycles import batch_lifecycle
+from result_aggregator_service.tests.unit.folding import decoded, fold
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 BATCH_ID = "d13c513a-42f8-4da1-97b1-165f0971b7c4"
@@ -96,3 +100,16 @@ def test_a_document_of_a_newer_version_is_refused() -> None:
     stored["facts_version"] = FACTS_VERSION + 1
     with pytest.raises(StoredFactsError):
         decode_batch(json.dumps(stored), essays={})
+
+
+def test_the_encoding_is_byte_for_byte_what_pydantic_writes() -> None:
+    """orjson encodes; pydantic's dump_json over the same dataclasses is the reference shape."""
+    reference = (TypeAdapter(BatchResult), TypeAdapter(EssayResult))
+    rng = random.Random(7)
+    for _ in range(50):
+        life = batch_lifecycle(rng, "codec-user", essay_count=3)
+        batch = fold([decoded(e) for e in life.events[: rng.randint(1, len(life.events))]], life.batch_id)
+        version = b'{"facts_version":%d,' % FACTS_VERSION
+        assert encode_batch(batch) == version + reference[0].dump_json(batch, exclude={"essays"})[1:]
+        for essay in batch.essays.values():
+            assert encode_essay(essay) == version + reference[1].dump_json(essay)[1:]
