@@ -31,11 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from common_core import events, topics
 from common_core.envelope import EventEnvelope
-from common_core.registry import PAYLOAD_TYPE_BY_TOPIC
+from common_core.registry import PAYLOAD_TYPE_BY_TOPIC, envelope_adapter
 
 Upcaster = Callable[[Any], BaseModel]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -51,7 +51,19 @@ class SchemaVersion:
     """How an envelope of one version is validated, and how its payload becomes the next version's."""
 
     envelope: type[EventEnvelope[Any]]  # EventEnvelope[the version's payload model]
+    adapter: TypeAdapter[EventEnvelope[Any]]  # its validator
     upcast: Upcaster | None = None  # None: the topic's current version
+
+
+def _contract(topic: str, upcast: Upcaster | None = None) -> SchemaVersion:
+    """Version 1 of a topic: common_core's own validator of its contract."""
+    payload = PAYLOAD_TYPE_BY_TOPIC[topic]
+    return SchemaVersion(EventEnvelope[payload], envelope_adapter(topic), upcast)  # type: ignore[valid-type]
+
+
+def _later(payload: type[BaseModel], upcast: Upcaster | None = None) -> SchemaVersion:
+    envelope = EventEnvelope[payload]  # type: ignore[valid-type]
+    return SchemaVersion(envelope, TypeAdapter(envelope), upcast)
 
 
 def spellcheck_1_to_2(result: events.SpellcheckResultV1) -> events.SpellcheckResultV1Schema2:
@@ -63,12 +75,11 @@ def spellcheck_1_to_2(result: events.SpellcheckResultV1) -> events.SpellcheckRes
 
 
 SCHEMA_VERSIONS: Final[dict[str, dict[int, SchemaVersion]]] = {
-    topic: {1: SchemaVersion(EventEnvelope[payload])}  # type: ignore[valid-type]
-    for topic, payload in PAYLOAD_TYPE_BY_TOPIC.items()
+    topic: {1: _contract(topic)} for topic in PAYLOAD_TYPE_BY_TOPIC
 } | {
     topics.SPELLCHECK_RESULTS_TOPIC: {
-        1: SchemaVersion(EventEnvelope[events.SpellcheckResultV1], spellcheck_1_to_2),
-        2: SchemaVersion(EventEnvelope[events.SpellcheckResultV1Schema2]),
+        1: _contract(topics.SPELLCHECK_RESULTS_TOPIC, spellcheck_1_to_2),
+        2: _later(events.SpellcheckResultV1Schema2),
     },
 }
 
@@ -83,7 +94,7 @@ def validate_stated_version(topic: str, raw: bytes) -> EventEnvelope[Any]:
     guess = _version_in_bytes(raw)
     if (schema := versions.get(guess)) is not None:  # nearly always: one find in the bytes, one lookup
         try:
-            envelope = schema.envelope.model_validate_json(raw)
+            envelope = schema.adapter.validate_json(raw)
         except ValidationError:
             if _parsed_version(raw) in (guess, None):
                 raise
@@ -93,13 +104,13 @@ def validate_stated_version(topic: str, raw: bytes) -> EventEnvelope[Any]:
     # the guess was wrong (the key sat in a nested object) or names no version we know: parse to be sure
     version = _parsed_version(raw)
     if version is None:  # no JSON object, or no integer version: validated as version 1 it says what is wrong
-        envelope = versions[1].envelope.model_validate_json(raw)
+        envelope = versions[1].adapter.validate_json(raw)
         if envelope.schema_version == 1:
             return envelope
         version = envelope.schema_version
     if version not in versions:
         raise UnsupportedSchemaVersion(topic, version, sorted(versions))
-    return versions[version].envelope.model_validate_json(raw)
+    return versions[version].adapter.validate_json(raw)
 
 
 def upcast(topic: str, envelope: EventEnvelope[Any]) -> EventEnvelope[Any]:
