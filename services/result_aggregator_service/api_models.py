@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from common_core.enums import BatchClientStatus, BatchStatus, ConfidenceLabel, PhaseName, ProcessingStage
 
@@ -128,8 +129,9 @@ class BatchStatusQuery(BaseModel):
     )
 
 
+# Header models only document (the routes read these headers themselves): optional, never null.
 class WaitForEventHeaders(BaseModel):
-    x_wait_for_event: UUID | None = Field(None, description="The same as ?wait_for_event=")
+    x_wait_for_event: UUID | SkipJsonSchema[None] = Field(None, description="The same as ?wait_for_event=")
 
 
 class LiveFeedQuery(BaseModel):
@@ -140,7 +142,7 @@ class LiveFeedQuery(BaseModel):
 
 
 class LiveFeedHeaders(BaseModel):
-    last_event_id: str | None = Field(
+    last_event_id: str | SkipJsonSchema[None] = Field(
         None, description="Resume: the id of the last event received (a version; on the user feed batch:version)"
     )
 

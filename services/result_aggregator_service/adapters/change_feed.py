@@ -54,6 +54,7 @@ class RedisChangeFeed:
         self.hub = ChangeHub()
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def listening(self, keys: Iterable[Key]) -> contextlib.AbstractContextManager[Listener[Notice]]:
         return self.hub.listening(keys)
@@ -62,6 +63,8 @@ class RedisChangeFeed:
         self._task = asyncio.create_task(self._subscribe_for_ever(), name="ras-change-feed")
 
     async def stop(self) -> None:
+        # redis-py may turn a cancellation into a connection error or a quiet return: the loops check the flag
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -69,10 +72,12 @@ class RedisChangeFeed:
 
     async def _subscribe_for_ever(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             try:
                 await self._subscribed()
             except (RedisError, OSError) as error:
+                if self._stopping:
+                    return
                 self.subscribed.clear()
                 attempt += 1
                 delay = self._backoff.delay(attempt)
@@ -94,7 +99,7 @@ class RedisChangeFeed:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(*_CHANNELS)
                 confirmed = 0
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(timeout=HEALTH_CHECK_SECONDS)
                     if message is None:
                         continue

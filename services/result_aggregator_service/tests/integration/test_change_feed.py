@@ -119,3 +119,12 @@ async def test_the_workers_records_say_whether_an_event_was_applied_or_parked_as
     for event_id in (uuid.UUID(applied["event_id"]), uuid.UUID(rejected["event_id"]), uuid.uuid4()):
         assert await real.event_outcome(event_id) == await fake.event_outcome(event_id)
     assert await real.event_outcome(uuid.UUID(rejected["event_id"])) == "parked"
+
+
+@pytest.mark.parametrize("after_seconds", [0.0, 0.001, 0.5])
+async def test_the_redis_feed_stops_whenever_it_is_stopped(settings: Settings, after_seconds: float) -> None:
+    feed = RedisChangeFeed(settings.redis_url, Backoff(0.05, 0.2))
+    feed.start()
+    await asyncio.sleep(after_seconds)  # connecting, subscribing or subscribed
+    async with asyncio.timeout(3):
+        await feed.stop()
