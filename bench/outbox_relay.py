@@ -117,7 +117,7 @@ async def main() -> None:
         b, r = statistics.median(bare), statistics.median(relay)
         print(f"throughput, {args.events} events, medians of {args.runs}:")
         rates = f"bare producer {args.events / b:.0f} events/s; relay {args.events / r:.0f} events/s"
-        print(f"  {rates}; ratio {b / r:.2f}")
+        print(f"  {rates}; relay/bare {b / r:.2f}")
         relayed, sent = await _wakes(settings, args.wakes)
         rm, sm = statistics.median(relayed) * 1000, statistics.median(sent) * 1000
         print(f"wake-up, median of {args.wakes}: commit to mark {rm:.1f} ms; bare send_and_wait {sm:.1f} ms")
