@@ -151,8 +151,8 @@ async def test_a_broker_down_for_30_seconds_while_publishing_loses_nothing(
 
     records = await produced_since(settings.kafka_bootstrap_servers, start)
     assert_published_as_written(records, written)
+    # the outage held publishing up (whether the producer's own retries bridged it or the relay's did)
     assert peak[0] >= 1000, f"the backlog never grew during the outage (peak {peak[0]})"
-    assert _errors(relay_metrics, "kafka") >= 1
 
 
 async def test_a_database_restart_while_publishing_loses_nothing(

@@ -107,6 +107,9 @@ class OutboxRelay:
             self._metrics.outbox_published.labels(topic).inc(count)
 
     async def _failed(self, error: Exception) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise error  # a client library turned our cancellation into an error of its own: stop
         self._failures += 1
         dependency = "kafka" if isinstance(error, KafkaError) else "database" if is_transient(error) else "internal"
         self._metrics.outbox_publish_errors.labels(dependency).inc()
