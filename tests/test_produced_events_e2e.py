@@ -25,22 +25,20 @@ pytestmark = [pytest.mark.infra, pytest.mark.usefixtures("worker_process")]
 
 
 async def _consumer_at_end(bootstrap_servers: str) -> AIOKafkaConsumer:
-    """A plain consumer of the three produced topics (created if missing), from their current end."""
+    """A plain consumer of every partition of the three produced topics (created if missing), from their
+    current end."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         for topic in PRODUCED_TOPICS:  # one by one: an existing topic fails only its own request
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        described = await admin.describe_topics(list(PRODUCED_TOPICS))
     finally:
         await admin.close()
+    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
-    partitions = [
-        TopicPartition(topic, partition)
-        for topic in PRODUCED_TOPICS
-        for partition in sorted(consumer.partitions_for_topic(topic) or {0})
-    ]
     consumer.assign(partitions)
     for tp, offset in (await consumer.end_offsets(partitions)).items():
         consumer.seek(tp, offset)
