@@ -1,7 +1,8 @@
 """`ras rebuild`'s rate and switch-over pause, against bare baselines over the same records in the same run.
 
-Publishes `--events` events (whole lifecycles) once, then per run, over the topics' whole history:
-- bare client: aiokafka `getmany()` + `json.loads` from the beginning (the ceiling of reading alone);
+Publishes `--events` events (whole lifecycles) once, then per run, over the topics' whole history (a
+test stack's history holds records a bare aiokafka client cannot even read, so the baseline is the
+worker, which parks them):
 - worker: one plain worker process (a new group at the beginning) into a fresh database, timed over the
   first `--sample` records (its rate is steady; the whole history would double the run);
 - rebuild: `ras rebuild --json --grace 0` on another fresh database (its shadow worker, micro-batches of
@@ -23,7 +24,7 @@ import sys
 from aiokafka import AIOKafkaConsumer
 
 from bench import harness
-from bench.ingest_rate import bare_client_rate, worker_rate
+from bench.ingest_rate import worker_rate
 from local_stack import ensure_stack
 
 
@@ -59,7 +60,6 @@ async def one_run(env: dict[str, str], sample: int) -> dict[str, float]:
     rebuilt = await rebuild_figures(env)
     return {
         "records": total,
-        "bare client": await bare_client_rate(servers, starts, total),
         "worker": (await worker_rate(env, starts, min(total, sample), 500))[0],
         "rebuild": rebuilt["events_per_second"],
         "writes paused (ms)": rebuilt["writes_paused_ms"],
@@ -83,7 +83,7 @@ async def main() -> None:
         print(json.dumps({k: round(v, 1) for k, v in run.items()}))
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     print(f"medians of {options.runs} runs over {median['records']:.0f} records:")
-    for key in ("bare client", "worker", "rebuild"):
+    for key in ("worker", "rebuild"):
         print(f"  {key:12} {median[key]:>10,.0f} events/s   rebuild ÷ it {median['rebuild'] / median[key]:.2f}x")
     print(f"  one million events: {1e6 / median['rebuild'] / 60:.1f} min of folding at the rebuild's median rate")
     print(
