@@ -171,7 +171,8 @@ async def test_a_rebuild_killed_halfway_leaves_the_live_model_serving_and_runs_a
     async def folding() -> bool:
         assert killed.poll() is None, "the rebuild ended before it could be killed"
         name = await scalar(bench.database_url, shadow)
-        return bool(name and await scalar(bench.database_url, f'SELECT count(*) FROM "{name}".processed_events'))
+        migrated = name and await scalar(bench.database_url, f"SELECT to_regclass('\"{name}\".processed_events')")
+        return bool(migrated and await scalar(bench.database_url, f'SELECT count(*) FROM "{name}".processed_events'))
 
     await wait_for(folding, within=REBUILD_SECONDS, what="the shadow folding events")
     assert shadow_workers_of(killed.pid)

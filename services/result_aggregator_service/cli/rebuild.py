@@ -67,6 +67,7 @@ async def _rebuild(settings: Settings, workers: int, folder: Path, *, show_progr
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from result_aggregator_service.adapters.read_model_swap import RebuildRefused
     from result_aggregator_service.entrypoints import rebuild as steps
     from result_aggregator_service.providers import make_container
 
@@ -76,7 +77,7 @@ async def _rebuild(settings: Settings, workers: int, folder: Path, *, show_progr
         engine, redis = await container.get(AsyncEngine), await container.get(Redis)
         try:
             report = await steps.rebuild(settings, engine, redis, workers, folder, bar.update if bar else _quiet)
-        except steps.RebuildFailed as error:
+        except (steps.RebuildFailed, RebuildRefused) as error:
             fail(f"{error}; the live read model is untouched")
         finally:
             if bar:
