@@ -4,7 +4,11 @@ swaps it in, and dropping what a rebuild leaves behind.
 - The shadow is shaped by the migrations themselves (Alembic upgrades an empty schema to head), so it
   is the live shape; its `batches.version` starts at the new epoch's base, so no version repeats.
 - Shadow workers reach only their schema (search_path), so their parked records and outbox rows land in
-  the shadow's own copies of those tables and go with it: nothing outside the shadow changes.
+  the shadow's own copies of those tables and go with it. One exception, in the swap: the announcements
+  the shadow made due for a batch whose rebuilt state differs from the live one (a batch the live model
+  lacked, got wrong, or had not caught up with: after the swap the live workers skip those events as
+  duplicates) join the live outbox, unless already there (stable event ids). A batch whose state is the
+  same keeps only what the live model announced, so a rebuild never re-announces history.
 - The swap, one transaction: live writes wait (EXCLUSIVE locks, in the order the worker takes them:
   no deadlock), `shadow_caught_up` confirms the shadow applied everything the live workers could have,
   then the live tables move to a retired schema and the shadow's take their place (reads wait only for
@@ -21,12 +25,12 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from result_aggregator_service.adapters.schema import upgrade_to_head
-from result_aggregator_service.adapters.tables import EPOCH_VERSION_BASE
+from result_aggregator_service.adapters.tables import EPOCH_VERSION_BASE, OUTBOX_CHANNEL
 from result_aggregator_service.service_layer.ports import NOTHING_SETTLED, BatchChange, SettledEvents
 
 SHADOW_PREFIX = "rm_shadow_"
@@ -149,6 +153,7 @@ async def swap_in(
             writes_paused = time.monotonic()
             await connection.execute(text(f"LOCK TABLE {', '.join(_SWAPPED)} IN EXCLUSIVE MODE"))  # writes wait
             await shadow_caught_up()
+            await connection.execute(_carry_over_announcements(live, shadow))
             await connection.execute(text(f'CREATE SCHEMA "{retired}"'))
             reads_paused = time.monotonic()  # each move takes its table's ACCESS EXCLUSIVE lock: reads wait
             for table in _SWAPPED:
@@ -168,3 +173,27 @@ async def swap_in(
         raise
     done = time.monotonic()
     return retired, SwapTimings(done - writes_paused, done - reads_paused)
+
+
+def _carry_over_announcements(live: str, shadow: str) -> TextClause:
+    """What the swap moves from the shadow's outbox into the live one (while live writes wait): the rows
+    of each batch whose facts, or any of its essays' facts, differ between the two models."""
+    return text(
+        f"""
+WITH changed AS (
+  SELECT batch_id FROM "{shadow}".batches s FULL JOIN "{live}".batches l USING (batch_id)
+  WHERE s.facts IS DISTINCT FROM l.facts
+  UNION
+  SELECT batch_id FROM "{shadow}".essays s FULL JOIN "{live}".essays l USING (batch_id, essay_id)
+  WHERE s.facts IS DISTINCT FROM l.facts
+), carried AS (
+  INSERT INTO "{live}".outbox (event_id, topic, key, value, headers, created_at)
+  SELECT o.event_id, o.topic, o.key, o.value, o.headers, o.created_at FROM "{shadow}".outbox o
+  WHERE convert_from(o.value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' IN (SELECT batch_id FROM changed)
+  ORDER BY o.id
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING 1
+)
+SELECT CASE WHEN count(*) > 0 THEN pg_notify('{OUTBOX_CHANNEL}', '') END FROM carried
+"""
+    )

@@ -78,3 +78,39 @@ async def test_a_swap_exchanges_the_read_models_and_a_failed_one_changes_nothing
         assert old.scalars().all() == ["live"]
     await swap.drop_retired(engine, retired)
     assert await swap.drop_leftovers(engine) == [shadow]  # the rest of the shadow: its parked and outbox copies
+
+
+async def test_a_swap_carries_over_the_announcements_of_batches_the_rebuild_changed_and_no_others(
+    engine: AsyncEngine, fresh_database_url: str
+) -> None:
+    shadow = await swap.create_shadow(engine, fresh_database_url, 1)
+
+    def rows(schema: str, facts: dict[str, str]) -> str:
+        return f'INSERT INTO "{schema}".batches (batch_id, facts) VALUES ' + ", ".join(
+            f"('{batch_id}', '{{\"f\": \"{value}\"}}')" for batch_id, value in facts.items()
+        )
+
+    def announcement(schema: str, event_id: str, batch_id: str) -> str:
+        value = f'{{"event_id": "{event_id}", "data": {{"batch_id": "{batch_id}"}}}}'
+        return (
+            f'INSERT INTO "{schema}".outbox (event_id, topic, key, value) VALUES'
+            f" ('{event_id}', 't', '{batch_id}', convert_to('{value}', 'UTF8'))"
+        )
+
+    announced, stale_more, same, new = (f"00000000-0000-0000-0000-00000000000{n}" for n in range(1, 5))
+    async with engine.begin() as connection:
+        await connection.execute(text(rows("public", {"same": "x", "stale": "a"})))
+        await connection.execute(text(announcement("public", announced, "stale")))
+        await connection.execute(text(rows(shadow, {"same": "x", "stale": "b", "new": "c"})))
+        for event_id, batch_id in ((announced, "stale"), (stale_more, "stale"), (same, "same"), (new, "new")):
+            await connection.execute(text(announcement(shadow, event_id, batch_id)))
+
+    async def caught_up() -> None:
+        return None
+
+    await swap.swap_in(engine, shadow, 1, 60, caught_up)
+    async with engine.connect() as connection:
+        live = (await connection.execute(text("SELECT event_id::text FROM outbox ORDER BY id"))).scalars().all()
+    # the batch the live model already announced keeps its row once; history that did not change (`same`)
+    # is not announced again; what only the rebuilt state makes due is
+    assert live == [announced, stale_more, new]
