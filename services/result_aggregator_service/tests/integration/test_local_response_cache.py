@@ -5,6 +5,7 @@ worker's invalidation call returns, hold or release; without its subscription it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -57,25 +58,29 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-async def process(settings: Settings, redis: Redis) -> AsyncIterator[LocalOverRedis]:
+@contextlib.asynccontextmanager
+async def api_process(settings: Settings, redis: Redis) -> AsyncIterator[LocalOverRedis]:
     """An API process's cache with its listener subscribed."""
     entries = LocalEntries(max_entries=100, ttl_seconds=30)
     listener = InvalidationListener(settings.redis_url, entries)
     listener.start()
-    await subscribed(listener)
-    yield LocalOverRedis(redis, listener, entries)
-    await listener.stop()
+    try:
+        await subscribed(listener)
+        yield LocalOverRedis(redis, listener, entries)
+    finally:
+        await listener.stop()
+
+
+@pytest.fixture
+async def process(settings: Settings, redis: Redis) -> AsyncIterator[LocalOverRedis]:
+    async with api_process(settings, redis) as cache:
+        yield cache
 
 
 @pytest.fixture
 async def other_process(settings: Settings, redis: Redis) -> AsyncIterator[LocalOverRedis]:
-    entries = LocalEntries(max_entries=100, ttl_seconds=30)
-    listener = InvalidationListener(settings.redis_url, entries)
-    listener.start()
-    await subscribed(listener)
-    yield LocalOverRedis(redis, listener, entries)
-    await listener.stop()
+    async with api_process(settings, redis) as cache:
+        yield cache
 
 
 class TestLocalLayerKeepsTheCacheContract(ResponseCacheContract):
