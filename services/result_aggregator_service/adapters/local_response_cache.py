@@ -188,14 +188,17 @@ class LocallyCachedResponses:
         self._entries = entries
         self._listener = listener
 
+    def local_batch(self, batch_id: str) -> bytes | None:
+        """This process's copy of the batch's answer, when it may be served (announcements applied first)."""
+        return self._entries.get(batch_id, time.monotonic()) if self._listener.drain() else None
+
     async def read_batch(self, batch_id: str) -> tuple[bytes | None, str | None]:
-        now = time.monotonic()
-        if self._listener.drain() and (value := self._entries.get(batch_id, now)) is not None:
+        if (value := self.local_batch(batch_id)) is not None:
             return value, None
         sequence = self._entries.sequence
         value, generation = await self._shared.read_batch(batch_id)
         if value is not None and self._listener.drain():
-            self._entries.put(batch_id, value, sequence, now)
+            self._entries.put(batch_id, value, sequence, time.monotonic())
         # the fill must know which announcements it raced with: carried in the generation token
         return value, None if generation is None else f"{generation}/{sequence}"
 

@@ -23,6 +23,7 @@ from result_aggregator_service.config import ConfigurationError, Settings
 from result_aggregator_service.entrypoints.auth import API_KEY_HEADER, SERVICE_ID_HEADER, service_auth
 from result_aggregator_service.entrypoints.circuit_breaker import DatabaseCircuitProvider
 from result_aggregator_service.entrypoints.docs_assets import serve_docs_assets
+from result_aggregator_service.entrypoints.fast_status import CachedStatusFastPath
 from result_aggregator_service.entrypoints.http_errors import register_error_handlers
 from result_aggregator_service.entrypoints.live_routes import EventStreamOpenAPI, live_routes
 from result_aggregator_service.entrypoints.observability import install_request_observability
@@ -68,7 +69,8 @@ def create_app(settings: Settings, container: AsyncContainer | None = None) -> Q
     app.before_serving(functools.partial(container.get, ChangeFeed))  # subscribed before the first request
     if owned:
         app.after_serving(container.close)
-    app.asgi_app = traced_asgi(app.asgi_app)  # type: ignore[method-assign]  # a span per request when tracing is on
+    fast = CachedStatusFastPath(app.asgi_app, container, settings)  # a local hit skips Quart (fast_status.py)
+    app.asgi_app = traced_asgi(fast)  # type: ignore[method-assign]  # a span per request when tracing is on
     return app
 
 

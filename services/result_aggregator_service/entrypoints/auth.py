@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from quart import request
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
 
 from result_aggregator_service.config import Settings
 
@@ -20,25 +20,37 @@ API_KEY_HEADER = "X-Internal-API-Key"
 SERVICE_ID_HEADER = "X-Service-ID"
 
 
+class ServiceAuth:
+    """The settings' key and allowlist; ConfigurationError without a key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._expected_key = settings.api_key().encode()
+        self._allowed = frozenset(settings.allowed_service_ids)
+
+    def refusal(self, provided_key: bytes, service_id: str) -> HTTPException | None:
+        """Why a caller with these headers may not call the API (None: it may)."""
+        if not provided_key:
+            return Unauthorized(f"missing {API_KEY_HEADER} header")
+        if not hmac.compare_digest(provided_key, self._expected_key):
+            return Unauthorized(f"invalid {API_KEY_HEADER}")
+        if service_id not in self._allowed:
+            return Forbidden(
+                f"service {service_id!r} may not call this API" if service_id else f"missing {SERVICE_ID_HEADER}"
+            )
+        return None
+
+
 def service_auth(settings: Settings) -> Callable[[], Awaitable[None]]:
-    """A `before_request` hook enforcing the settings' key and allowlist; ConfigurationError without a key."""
-    expected_key = settings.api_key().encode()
-    allowed = frozenset(settings.allowed_service_ids)
+    """A `before_request` hook enforcing `ServiceAuth` on the protected routes."""
+    auth = ServiceAuth(settings)
 
     async def check() -> None:
         if not request.path.startswith(PROTECTED_PREFIX):
             return
         headers = request.headers
-        provided = headers.get(API_KEY_HEADER, "").encode()
-        if not provided:
-            raise Unauthorized(f"missing {API_KEY_HEADER} header")
-        if not hmac.compare_digest(provided, expected_key):
-            raise Unauthorized(f"invalid {API_KEY_HEADER}")
         service_id = headers.get(SERVICE_ID_HEADER, "")
-        if service_id not in allowed:
-            raise Forbidden(
-                f"service {service_id!r} may not call this API" if service_id else f"missing {SERVICE_ID_HEADER}"
-            )
+        if (refusal := auth.refusal(headers.get(API_KEY_HEADER, "").encode(), service_id)) is not None:
+            raise refusal
         structlog.contextvars.bind_contextvars(caller_service=service_id)
 
     return check

@@ -32,27 +32,40 @@ def new_correlation_id() -> str:
     return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
+def correlation_id_from(offered: str | None) -> str:
+    """The caller's id, kept to the characters and length safe in a header and a log line; else a new one."""
+    return (offered and _UNSAFE_ID_CHARACTERS.sub("", offered)[:128]) or new_correlation_id()
+
+
+class RequestMetrics:
+    """The request counter and latency histogram, each labelled series bound once (labels() costs a lock
+    and a dict lookup per call)."""
+
+    def __init__(self, container: AsyncContainer) -> None:
+        self._container = container
+        self._series: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+
+    async def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        found = self._series.get((method, route, status))
+        if found is None:
+            metrics = await self._container.get(ServiceMetrics)
+            labels = (method, route, str(status))
+            found = (metrics.http_requests.labels(*labels).inc, metrics.http_latency.labels(*labels).observe)
+            self._series[method, route, status] = found
+        count, observe = found
+        count()
+        observe(seconds)
+
+
 def install_request_observability(app: Quart, container: AsyncContainer) -> None:
     """Register the hooks; call it before any other `before_request` so that even rejected requests
     carry a correlation id."""
-    # the labelled series, bound once each (labels() costs a lock and a dict lookup per call)
-    series: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
-
-    async def observers(method: str, route: str, status: int) -> tuple[Callable[[], None], Callable[[float], None]]:
-        found = series.get((method, route, status))
-        if found is None:
-            metrics = await container.get(ServiceMetrics)
-            labels = (method, route, str(status))
-            found = (metrics.http_requests.labels(*labels).inc, metrics.http_latency.labels(*labels).observe)
-            series[method, route, status] = found
-        return found
+    observed = RequestMetrics(container)
 
     @app.before_request
     async def bind_correlation_id() -> None:
         g.started = perf_counter()
-        # the caller's id, kept to the characters and length safe in a header and a log line
-        offered = request.headers.get(CORRELATION_HEADER)
-        g.correlation_id = (offered and _UNSAFE_ID_CHARACTERS.sub("", offered)[:128]) or new_correlation_id()
+        g.correlation_id = correlation_id_from(request.headers.get(CORRELATION_HEADER))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(correlation_id=g.correlation_id)
         annotate_current_span(correlation_id=g.correlation_id)
@@ -63,9 +76,9 @@ def install_request_observability(app: Quart, container: AsyncContainer) -> None
         response.headers[CORRELATION_HEADER] = correlation_id
         method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
-        count, observe = await observers(method, route, response.status_code)
-        count()
-        observe(perf_counter() - getattr(g, "started", perf_counter()))
+        await observed.observe(
+            method, route, response.status_code, perf_counter() - getattr(g, "started", perf_counter())
+        )
         if response.status_code >= 500:
             log.warning("request_failed", method=method, route=route, status=response.status_code)
         return response
