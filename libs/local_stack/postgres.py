@@ -118,6 +118,9 @@ def _bootstrap(bins: Path, port: int) -> None:
         f"CREATE ROLE {USER} LOGIN CREATEDB PASSWORD '{PASSWORD}'; END IF; END$$;"
     )
     _run("creating the role", [*su, "-c", role], [_log()])
+    # tests and benchmarks drop their databases WITH (FORCE), which must also end an autovacuum worker
+    # there (a backend of no role): without this membership PostgreSQL refuses, now and then
+    _run("letting the role end backends", [*su, "-c", f"GRANT pg_signal_backend TO {USER}"], [_log()])
     has_db = f"SELECT 1 FROM pg_database WHERE datname = '{DB}'"
     if _run("checking the database", [*su, "-c", has_db], []).strip() != "1":
         create = f"CREATE DATABASE {DB} OWNER {USER}"
