@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+import structlog
 from alembic import command
 from dishka import AsyncContainer
 from sqlalchemy import make_url, text
@@ -23,6 +24,18 @@ from local_stack.state import ENV_KEYS
 from result_aggregator_service.adapters.schema import alembic_config, upgrade_to_head
 from result_aggregator_service.config import Environment, Settings
 from result_aggregator_service.providers import make_container
+
+# structlog's default renderer draws each logged exception with rich, locals included: two seconds for a
+# traceback holding a micro-batch. Tests that log without configure_logging get the services' plain one.
+structlog.configure(
+    processors=[
+        structlog.processors.add_log_level,
+        structlog.processors.StackInfoRenderer(),
+        structlog.dev.set_exc_info,
+        structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+)
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,13 @@ Each run publishes `--events` events (whole batch lifecycles) once, then drains 
 - bare client: aiokafka `getmany()` + `json.loads` (the ceiling of reading alone);
 - plain consumer: aiokafka + asyncpg as a team would write one instead (claims with one unnest insert,
   each batch's and essay's facts merged into JSONB rows with one unnest upsert each, commit, commit offsets);
-- worker: the service's worker process (micro-batches of 500) into a fresh database;
+- worker: the service's worker process (its default micro-batch cap) into a fresh database;
 - worker, publishing off: the same worker writing nothing to the outbox (RESULT_AGGREGATOR_PUBLISH_ENABLED=false);
 - per-event worker: the same worker folding one event per transaction (timed on a fifth of the events);
 - two workers: two worker processes in one consumer group (with `--two-workers`).
-With `--scale N` the worker also drains N events once (time against the --events time, and its RSS).
+With `--scale N` the worker also drains N/10 and then N events once (the time ratio, and its RSS).
 
-    .venv/bin/python bench/ingest_rate.py [--events 10000] [--runs 3] [--two-workers] [--scale 100000] [--no-per-event]
+    .venv/bin/python bench/ingest_rate.py [--events 20000] [--runs 3] [--two-workers] [--scale 100000] [--no-per-event]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ async def worker_rate(
     env: dict[str, str],
     starts: harness.Offsets,
     count: int,
-    batch: int,
+    batch: int | None = None,
     workers: int = 1,
     publish: bool = True,
 ) -> tuple[float, float, float]:
@@ -77,12 +77,12 @@ async def worker_rate(
                     "DATABASE_URL": database_url,
                     "REDIS_URL": redis_url,
                     "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
-                    "RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": str(batch),
+                    **({"RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS": str(batch)} if batch else {}),
                     "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
                     "RESULT_AGGREGATOR_LOG_LEVEL": "WARNING",
                     "RESULT_AGGREGATOR_PUBLISH_ENABLED": str(publish).lower(),
                 },
-                f"worker-{batch}-{n}.log",
+                f"worker-{batch or 'default'}-{n}.log",
             )
             for n, port in enumerate(ports)
         ]
@@ -119,12 +119,12 @@ async def one_run(env: dict[str, str], count: int, two_workers: bool, per_event:
         "bare client": await bare_client_rate(servers, starts, count),
         "plain consumer": await plain_consumer_rate(servers, _asyncpg_dsn(env["DATABASE_URL"]), starts, count),
     }
-    rates["worker"], _, rates["worker CPU µs per event"] = await worker_rate(env, starts, count, 500)
-    rates["worker, publishing off"] = (await worker_rate(env, starts, count, 500, publish=False))[0]
+    rates["worker"], _, rates["worker CPU µs per event"] = await worker_rate(env, starts, count)
+    rates["worker, publishing off"] = (await worker_rate(env, starts, count, publish=False))[0]
     if per_event:
         rates["worker, one event per transaction"] = (await worker_rate(env, starts, count // 5, 1))[0]
     if two_workers:
-        rates["two workers, one group"] = (await worker_rate(env, starts, count, 500, workers=2))[0]
+        rates["two workers, one group"] = (await worker_rate(env, starts, count, workers=2))[0]
     return rates
 
 
@@ -132,13 +132,14 @@ def _asyncpg_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def scale_run(env: dict[str, str], count: int, small: int) -> None:
+async def scale_run(env: dict[str, str], count: int) -> None:
+    small = count // 10
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
     timings = {}
     for events in (small, count):
         starts = await harness.end_offsets(servers)
         await harness.publish(servers, harness.lifecycle_events(events))
-        rate, rss, cpu = await worker_rate(env, starts, events, 500)
+        rate, rss, cpu = await worker_rate(env, starts, events)
         timings[events] = events / rate
         print(
             f"worker, {events:,} events: {timings[events]:.1f} s ({rate:,.0f} events/s), RSS at the end {rss:.0f} MB,"
@@ -164,7 +165,7 @@ def _summarise(runs: list[dict[str, float]], events: int) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3, help="0 with --scale: only the scale run")
     parser.add_argument("--two-workers", action="store_true")
     parser.add_argument("--scale", type=int, default=0, help="also time the worker on this many events")
@@ -179,7 +180,7 @@ async def main() -> None:
     if runs:
         _summarise(runs, args.events)
     if args.scale:
-        await scale_run(env, args.scale, args.events)
+        await scale_run(env, args.scale)
 
 
 if __name__ == "__main__":

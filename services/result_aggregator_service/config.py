@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # consumption
     consumer_group: str = "result_aggregator_group"
     subscribed_topics: list[str] = Field(default_factory=lambda: list(CONSUMED_TOPICS))
-    micro_batch_max_events: int = Field(500, ge=1, le=10_000)
+    micro_batch_max_events: int = Field(2_000, ge=1, le=10_000)
     retry_initial_seconds: float = Field(0.1, gt=0)
     retry_max_seconds: float = Field(5.0, gt=0)
     seen_hint_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)

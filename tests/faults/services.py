@@ -59,7 +59,6 @@ def worker_env(database_url: str, redis_url: str, group: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
-        "RESULT_AGGREGATOR_MICRO_BATCH_MAX_WAIT_SECONDS": "0.05",
         "RESULT_AGGREGATOR_RETRY_MAX_SECONDS": "1",
         # production's renderer: the console one renders tracebacks with locals, which can block the loop
         # for seconds and cost the worker its group membership

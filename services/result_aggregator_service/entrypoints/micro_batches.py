@@ -1,6 +1,7 @@
 """Applying one micro-batch whatever happens: transient failures pause and retry, anything else is
-narrowed down to the record that causes it, and that record is parked. Never raises for bad data (the
-caller would otherwise commit offsets past records that were neither applied nor parked)."""
+narrowed down to the record that causes it by halving (a bad record in 2,000 costs about 22 transactions,
+not 2,000), and that record is parked. Never raises for bad data (the caller would otherwise commit
+offsets past records that were neither applied nor parked)."""
 
 from __future__ import annotations
 
@@ -37,19 +38,25 @@ async def ingest_until_applied(container: AsyncContainer, batch: Sequence[RawRec
         report = await retry_forever(operation, is_transient, backoff, log, retried)
         metrics.observe_ingest(report, len(batch), perf_counter() - started)
 
-    try:
-        await until_done(lambda: _process(container, batch), records)
-        return
-    except Exception:
-        log.exception("micro_batch_failed_retrying_one_by_one", size=len(records))
-    for record in records:
+    async def apply(part: Sequence[RawRecord] | DecodedRecords, records: Sequence[RawRecord]) -> None:
         try:
-            await until_done(lambda r=record: _process(container, [r]), [record])  # type: ignore[misc]
+            await until_done(lambda: _process(container, part), records)
+            return
         except Exception as error:
-            log.exception(
-                "record_parked_internal", topic=record.topic, partition=record.partition, offset=record.offset
-            )
-            await _park_whatever_happens(container, record, error, until_done)
+            if len(records) == 1:
+                record = records[0]
+                log.exception(
+                    "record_parked_internal", topic=record.topic, partition=record.partition, offset=record.offset
+                )
+                await _park_whatever_happens(container, record, error, until_done)
+                return
+            log.exception("micro_batch_failed_splitting", size=len(records))
+        # Each half commits on its own; the fold does not depend on order and the claims drop repeats.
+        middle = len(records) // 2
+        for half in (records[:middle], records[middle:]):
+            await apply(half, half)
+
+    await apply(batch, records)
 
 
 async def _park_whatever_happens(

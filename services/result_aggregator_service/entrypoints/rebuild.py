@@ -138,8 +138,6 @@ class ShadowWorkers:
             "RESULT_AGGREGATOR_WORKER_METRICS_PORT": "0",
             "RESULT_AGGREGATOR_LOG_FORMAT": "json",
         }
-        # a backlog to drain: bigger micro-batches, fewer commits (an operator's setting still wins)
-        self._env.setdefault("RESULT_AGGREGATOR_MICRO_BATCH_MAX_EVENTS", "2000")
         self._count, self._log_dir, self._started = count, log_dir, 0
         self.processes: list[subprocess.Popen[bytes]] = []
 

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
@@ -229,6 +230,14 @@ async def test_seen_hints_remember_applied_ids_and_answer_for_them_only(redis: R
     applied, unseen = uuid.uuid4(), uuid.uuid4()
     await hints.remember([applied])
     assert await hints.seen([applied, unseen]) == {applied}
+
+
+async def test_seen_hints_find_ids_remembered_on_any_day_within_the_ttl(redis: Redis) -> None:
+    hints = RedisSeenEventHints(redis, ttl_seconds=2 * 86_400)
+    two_days_ago, today, unseen = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await redis.sadd(f"ras:seen:{datetime.now(UTC).date() - timedelta(days=2)}", str(two_days_ago))
+    await hints.remember([today])
+    assert await hints.seen([unseen, two_days_ago, today]) == {two_days_ago, today}
 
 
 async def test_an_unreachable_redis_costs_the_hints_nothing_but_the_shortcut() -> None:

@@ -1,5 +1,5 @@
 """The worker's last line of defence: a micro-batch that fails for a reason retrying will not cure is
-applied record by record, and only the record that fails is parked (`internal`), never skipped."""
+halved until the record that fails is alone, and only that record is parked (`internal`), never skipped."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from dishka import AsyncContainer
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from result_aggregator_service.adapters.parked_events import ParkedEvent, SqlAlchemyParkedEventStore
 from result_aggregator_service.adapters.tables import parked_events
 from result_aggregator_service.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from result_aggregator_service.entrypoints import micro_batches
 from result_aggregator_service.entrypoints.micro_batches import ingest_until_applied
 from result_aggregator_service.service_layer.ports import RawRecord
 from result_aggregator_service.tests.contract import sample_envelopes as samples
@@ -71,6 +73,32 @@ async def test_a_record_the_database_refuses_is_parked_and_its_micro_batch_neigh
     assert reason == "internal"
     assert refusal in error
     assert value == records[1].value
+
+
+async def test_a_refused_record_among_many_is_found_by_halving_in_few_transactions(
+    container: AsyncContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [samples.new_id("batch-") for _ in range(64)]
+    refused_id = ids[37]
+    records = [record_of(samples.batch_registered(batch_id, ["e1"])) for batch_id in ids]
+    sessions = await container.get(async_sessionmaker[AsyncSession])
+    attempts: list[int] = []
+    process = micro_batches._process
+
+    async def counted(container: AsyncContainer, batch: Any) -> Any:
+        attempts.append(len(getattr(batch, "records", batch)))
+        return await process(container, batch)
+
+    monkeypatch.setattr(micro_batches, "_process", counted)
+    async with refusing_batch(sessions, refused_id):
+        await ingest_until_applied(container, records)
+
+    async with sessions() as session, SqlAlchemyUnitOfWork(session) as uow:
+        for batch_id in ids:
+            assert (await uow.batches.get(batch_id)).is_registered is (batch_id != refused_id)
+    assert (await _parked(container, records[37])).reason == "internal"
+    assert attempts[0] == 64
+    assert len(attempts) <= 2 * 6 + 1  # two halves per level of 64 = 2^6, not one transaction per record
 
 
 async def _parked(container: AsyncContainer, record: RawRecord) -> ParkedEvent:
