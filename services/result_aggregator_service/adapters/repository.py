@@ -91,8 +91,10 @@ class SqlAlchemyBatchRepository:
         if lost:  # not expected; read them like any other miss rather than start them empty
             facts_of.update((await self._session.execute(_FACTS_OF, {"ids": lost})).tuples().all())
         essays_of: dict[str, dict[str, EssayResult]] = defaultdict(dict)
-        if facts_of:  # no lock needed on essays: every writer of an essay holds its batch's row lock
-            for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": list(facts_of)}):
+        # A placeholder ('{}') was never written by a flush, so no essay of it was either. No lock needed on
+        # essays: every writer of an essay holds its batch's row lock.
+        if known := [batch_id for batch_id, facts in facts_of.items() if facts != "{}"]:
+            for batch_id, facts in await self._session.execute(_ESSAYS_OF, {"ids": known}):
                 essay = decode_essay(facts)
                 essays_of[batch_id][essay.essay_id] = essay
         for batch_id, version, _ in rows:

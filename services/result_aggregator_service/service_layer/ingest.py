@@ -67,6 +67,7 @@ class DecodedRecords:
     events: list[Decoded]
     parked: list[Parked]
     duplicates: Counter[str]  # topic -> events seen twice in this micro-batch
+    hinted: frozenset[UUID] | None = None  # the seen-event hints' answer, if asked already
 
 
 def decode_records(records: Sequence[RawRecord]) -> DecodedRecords:
@@ -74,6 +75,14 @@ def decode_records(records: Sequence[RawRecord]) -> DecodedRecords:
     events = _decode(records, report)
     duplicates = Counter({topic: n for (topic, outcome), n in report.outcomes.items() if outcome == "duplicate"})
     return DecodedRecords(records, events, report.parked, duplicates)
+
+
+async def decode_and_ask_hints(records: Sequence[RawRecord], hints: SeenEventHints) -> DecodedRecords:
+    """Decoded, and the hints asked which events were applied before: ahead of the micro-batch's turn is
+    early enough, since a hint is only a shortcut (an event applied in between is dropped by its claim)."""
+    decoding = decode_records(records)
+    hinted = await hints.seen([envelope.event_id for _, envelope in decoding.events]) if decoding.events else set()
+    return replace(decoding, hinted=frozenset(hinted))
 
 
 async def process_batch(
@@ -86,7 +95,7 @@ async def process_batch(
     for topic, count in decoding.duplicates.items():
         report.outcomes[topic, "duplicate"] += count
     decoded = decoding.events
-    hinted = await hints.seen([envelope.event_id for _, envelope in decoded])
+    hinted = decoding.hinted if decoding.hinted is not None else await hints.seen([e.event_id for _, e in decoded])
     async with uow:
         confirmed = await uow.applied(hinted) if hinted else set()
         fresh = [(record, envelope) for record, envelope in decoded if envelope.event_id not in confirmed]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from uuid import UUID
 
 from common_core import topics
 from common_core.registry import PAYLOAD_TYPE_BY_TOPIC
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
 from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC
-from result_aggregator_service.service_layer.ingest import IngestReport, process_batch
+from result_aggregator_service.service_layer.ingest import IngestReport, decode_and_ask_hints, process_batch
 from result_aggregator_service.service_layer.ports import (
     NOTHING_SETTLED,
     BatchChange,
@@ -101,6 +102,22 @@ async def test_a_seen_hint_is_not_trusted_without_a_claim() -> None:
     report = await harness.ingest(record_of(event))
     assert report.outcomes[event["event_type"], "success"] == 1
     assert harness.store.batches["b1"].is_registered
+
+
+async def test_hints_asked_ahead_of_the_micro_batch_are_used_and_not_asked_again() -> None:
+    harness = Harness()
+    applied, fresh = samples.batch_registered("b1", ["e1"]), samples.batch_registered("b2", ["e1"])
+    await harness.ingest(record_of(applied))
+    ahead = await decode_and_ask_hints([record_of(applied), record_of(fresh)], harness.hints)
+    assert ahead.hinted == {uuid.UUID(applied["event_id"])}
+
+    class Unasked(SetSeenEventHints):
+        async def seen(self, event_ids: Collection[UUID]) -> set[UUID]:
+            raise AssertionError("asked again")
+
+    report = await process_batch(ahead, InMemoryUnitOfWork(harness.store), Unasked(), harness.sink)
+    assert report.outcomes[applied["event_type"], "duplicate"] == 1
+    assert report.outcomes[fresh["event_type"], "success"] == 1
 
 
 async def test_changes_are_announced_after_the_commit_with_the_owner() -> None:
