@@ -109,7 +109,7 @@ async def test_hints_asked_ahead_of_the_micro_batch_are_used_and_not_asked_again
     applied, fresh = samples.batch_registered("b1", ["e1"]), samples.batch_registered("b2", ["e1"])
     await harness.ingest(record_of(applied))
     ahead = await decode_and_ask_hints([record_of(applied), record_of(fresh)], harness.hints)
-    assert ahead.hinted == {uuid.UUID(applied["event_id"])}
+    assert ahead.hinted == frozenset({uuid.UUID(applied["event_id"])})
 
     class Unasked(SetSeenEventHints):
         async def seen(self, event_ids: Collection[UUID]) -> set[UUID]:
