@@ -26,7 +26,7 @@ TERMINAL_STATUSES = frozenset(
 TRACKED_PHASES = (PhaseName.SPELLCHECK, PhaseName.CJ_ASSESSMENT)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Stamp:
     """Where a fact came from; orders conflicting facts deterministically."""
 
@@ -55,12 +55,14 @@ def latest(current: StampedT | None, candidate: StampedT) -> StampedT:
 def evolve(instance: T, **changes: Any) -> T:
     """`dataclasses.replace` without running `__init__` again: the fold makes tens of these per event,
     and these frozen dataclasses have no `__post_init__` to skip."""
-    evolved = object.__new__(type(instance))
-    evolved.__dict__.update(instance.__dict__, **changes)
+    kind = type(instance)
+    evolved = object.__new__(kind)
+    for name in kind.__slots__:  # type: ignore[attr-defined]
+        object.__setattr__(evolved, name, changes[name] if name in changes else getattr(instance, name))
     return evolved
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Registration:
     user_id: str
     course_code: CourseCode
@@ -72,13 +74,13 @@ class Registration:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusFact:
     status: BatchStatus
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PhaseSummary:
     phase_status: BatchStatus
     processed_count: int
@@ -88,7 +90,7 @@ class PhaseSummary:
     processed_essay_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PipelineCompletion:
     completed_phases: tuple[str, ...]
     final_status: BatchStatus
@@ -98,13 +100,13 @@ class PipelineCompletion:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssignmentFact:
     assignment_id: str | None
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ranking:
     essay_id: str
     rank: int
@@ -114,7 +116,7 @@ class Ranking:
     confidence_label: ConfidenceLabel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AssessmentJob:
     """One CJ job's results as published, anchors left out: what its `assessment completed` announces."""
 
@@ -122,7 +124,7 @@ class AssessmentJob:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SlotAssignment:
     file_upload_id: str
     text_storage_id: str
@@ -130,7 +132,7 @@ class SlotAssignment:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PhaseProgress:
     """An essay's stage in one phase, with the error when it failed."""
 
@@ -139,7 +141,7 @@ class PhaseProgress:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpellcheckOutcome:
     correction_count: int
     corrected_text_storage_id: str | None
@@ -147,7 +149,7 @@ class SpellcheckOutcome:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CjOutcome:
     rank: int
     bt_score: float
@@ -158,7 +160,7 @@ class CjOutcome:
     stamp: Stamp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EssayResult:
     essay_id: str
     slot: SlotAssignment | None = None
@@ -169,7 +171,7 @@ class EssayResult:
     last_updated: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     """One batch and its essays. It exists from the first fact about it, registered or not."""
 
