@@ -3,11 +3,14 @@
 A plain consumer group member: no auto-commit, no deserializers (records stay bytes so that bad input
 can be parked as it arrived), and `getmany` batching: it returns at once with whatever is buffered, up
 to the cap, and waits only while nothing is (natural batching: one record at a time when idle, full
-micro-batches under load).
+micro-batches under load). What it hands on goes in timestamp order across partitions
+(adapters/record_alignment.py): a partition that holds a micro-batch's worth is paused until the others
+catch up, and a record waits at most `_ALIGN_WAIT_SECONDS` for a partition that is behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,10 +18,16 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, CorruptRecordException, KafkaError
 
+from result_aggregator_service.adapters.record_alignment import AlignedRecords
 from result_aggregator_service.service_layer.ports import RawRecord
 
 _log = structlog.get_logger(__name__)
 UNREADABLE = (UnicodeDecodeError, CorruptRecordException)  # the C and the Python record readers' errors
+# How long held records wait for a partition that is behind before they go anyway: a fetch round trip
+# is a few milliseconds (fetch_max_wait_ms bounds the broker's wait), so this is only ever reached when a
+# partition's fetches keep failing.
+_ALIGN_WAIT_SECONDS = 0.1
+_BLOCKED_POLL_MS = 10  # how long one poll waits for the partitions behind
 
 
 class KafkaRecordSource:
@@ -33,11 +42,15 @@ class KafkaRecordSource:
         self._topics = list(topics)
         self._listener = _Rebalances(on_assigned, self._forget_then(on_revoked))
         self._done: dict[TopicPartition, int] = {}  # next offset to apply, per partition this member applied
+        self._aligned = AlignedRecords()
+        self._paused: set[TopicPartition] = set()  # paused here: holding a micro-batch's worth already
 
     def _forget_then(self, on_revoked: Callable[[set[TopicPartition]], None]) -> Callable[[set[TopicPartition]], None]:
         def forget(revoked: set[TopicPartition]) -> None:
             for tp in revoked:
                 self._done.pop(tp, None)
+            self._aligned.forget(revoked)
+            self._paused -= revoked
             on_revoked(revoked)
 
         return forget
@@ -50,17 +63,57 @@ class KafkaRecordSource:
         await self._consumer.stop()
 
     async def next_batch(self, max_records: int, idle_wait_seconds: float) -> list[RawRecord]:
-        """What has arrived, up to `max_records`; empty after `idle_wait_seconds` of silence."""
-        try:
-            fetched = await self._consumer.getmany(timeout_ms=int(idle_wait_seconds * 1000), max_records=max_records)
-        except UNREADABLE as error:
-            await self._rewind()
-            return await self._read_up_to_unreadable(partition_of_unreadable(error), max_records)
-        return [_raw_record(message) for messages in fetched.values() for message in messages]
+        """What has arrived, up to `max_records`, earliest first; empty after `idle_wait_seconds` of silence."""
+        clock = asyncio.get_running_loop().time
+        idle_until, align_until, blocked = clock() + idle_wait_seconds, clock() + _ALIGN_WAIT_SECONDS, False
+        while True:
+            if blocked:
+                wait_ms = _BLOCKED_POLL_MS
+            else:
+                wait_ms = 0 if self._aligned.holding() else max(int((idle_until - clock()) * 1000), 0)
+            try:
+                fetched = await self._consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
+            except UNREADABLE as error:
+                await self._rewind()
+                return await self._read_up_to_unreadable(partition_of_unreadable(error), max_records)
+            self._aligned.add(_raw_record(message) for messages in fetched.values() for message in messages)
+            if not self._aligned.holding():
+                if clock() >= idle_until:
+                    return []
+                continue
+            taken = self._aligned.take(max_records, await self._behind(), wait=clock() < align_until)
+            self._pause_or_resume(max_records)
+            if taken:
+                return taken
+            blocked = True
+
+    async def _behind(self) -> dict[TopicPartition, bool]:
+        """Per assigned partition: whether the broker has records beyond those fetched, as far as the last
+        fetch response told (a partition not fetched yet, just assigned, counts as behind)."""
+        behind = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            behind[tp] = highwater is None or highwater > await self._consumer.position(tp)
+        return behind
+
+    def _pause_or_resume(self, max_records: int) -> None:
+        """A partition holding a micro-batch's worth fetches no more until it is half drained."""
+        full = {tp for tp in self._consumer.assignment() if self._aligned.held(tp) >= max_records} - self._paused
+        drained = {tp for tp in self._paused if self._aligned.held(tp) < max_records // 2}
+        if full:
+            self._consumer.pause(*full)
+        if drained:
+            self._consumer.resume(*drained)
+        self._paused = (self._paused | full) - drained
 
     async def _rewind(self) -> None:
         """Back to the first record not yet applied on every partition: a failed `getmany` has moved
-        the positions of the partitions it drained before the failure, and their records are lost."""
+        the positions of the partitions it drained before the failure, and their records are lost (and
+        what is held is read again)."""
+        self._aligned.forget(self._consumer.assignment())
+        if self._paused:
+            self._consumer.resume(*self._paused)
+            self._paused.clear()
         never_applied = []
         for tp in self._consumer.assignment():
             if tp in self._done:
