@@ -32,9 +32,10 @@ from result_aggregator_service.views import SqlReadModel
 
 
 class ServiceProvider(Provider):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, ping_at_checkout: bool = True) -> None:
         super().__init__()
         self._settings = settings
+        self._ping_at_checkout = ping_at_checkout
 
     @provide(scope=Scope.APP)
     def settings(self) -> Settings:
@@ -42,10 +43,7 @@ class ServiceProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
-        # No ping at checkout: outside autocommit asyncpg's costs BEGIN, ping, ROLLBACK before every
-        # micro-batch. Its users retry a failed transaction anyway (a connection lost with a server
-        # restart is a transient error, and the pool then drops every connection older than it).
-        engine = _engine(settings, pool_pre_ping=False)
+        engine = _engine(settings, pool_pre_ping=self._ping_at_checkout)
         yield engine
         await engine.dispose()
 
@@ -176,6 +174,8 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
     )
 
 
-def make_container(settings: Settings, *extra: Provider) -> AsyncContainer:
-    """The one container of a process (worker, API or test); `extra` adds framework providers."""
-    return make_async_container(ServiceProvider(settings), *extra)
+def make_container(settings: Settings, *extra: Provider, ping_at_checkout: bool = True) -> AsyncContainer:
+    """The one container of a process (worker, API or test); `extra` adds framework providers.
+    `ping_at_checkout=False`: the engine hands out pooled connections untested (for a caller that
+    retries a failed transaction, which a lost connection then is)."""
+    return make_async_container(ServiceProvider(settings, ping_at_checkout=ping_at_checkout), *extra)

@@ -180,7 +180,10 @@ def main() -> None:
     settings = Settings()
     configure_logging("result_aggregator_worker", settings.log_level, settings.log_format)
     configure_tracing("result_aggregator_worker", settings.otlp_endpoint)
-    asyncio.run(run(settings, make_container(settings)))
+    # No ping at checkout: outside autocommit asyncpg's is BEGIN, ping, ROLLBACK before every micro-batch,
+    # and the worker retries a failed transaction anyway (a connection lost with a server restart is a
+    # transient error, and the pool then drops every connection older than the failure).
+    asyncio.run(run(settings, make_container(settings, ping_at_checkout=False)))
 
 
 if __name__ == "__main__":
