@@ -97,9 +97,10 @@ class KafkaRecordSource:
         return behind
 
     def _pause_or_resume(self, max_records: int) -> None:
-        """A partition holding a micro-batch's worth fetches no more until it is half drained."""
+        """A partition holding a micro-batch's worth fetches no more until at most half of that is left
+        (with micro-batches of one record: until none is)."""
         full = {tp for tp in self._consumer.assignment() if self._aligned.held(tp) >= max_records} - self._paused
-        drained = {tp for tp in self._paused if self._aligned.held(tp) < max_records // 2}
+        drained = {tp for tp in self._paused if self._aligned.held(tp) <= max_records // 2}
         if full:
             self._consumer.pause(*full)
         if drained:

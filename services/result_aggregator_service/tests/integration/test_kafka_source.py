@@ -37,9 +37,9 @@ async def _source(servers: str, topics: list[str], group: str) -> KafkaRecordSou
 
 
 async def _drain(source: KafkaRecordSource, expected: int, cap: int) -> list[list[RawRecord]]:
-    """Micro-batches until `expected` records came (or 100 polls)."""
+    """Micro-batches until `expected` records came (or twice as many polls)."""
     batches: list[list[RawRecord]] = []
-    for _ in range(100):
+    for _ in range(2 * expected + 10):
         if sum(map(len, batches)) >= expected:
             break
         if batch := await source.next_batch(cap, 1.0):
@@ -52,19 +52,26 @@ def _stamp(record: RawRecord) -> int:
     return record.timestamp_ms
 
 
-async def test_a_backlog_of_several_partitions_is_handed_on_in_timestamp_order(settings: Settings) -> None:
-    servers = settings.kafka_bootstrap_servers
+async def _backlog(servers: str, count: int) -> list[str]:
+    """Two new topics holding `count` records between them, timestamps 1,000 on, alternating; the early
+    topic gets all its records first, as a backlog of one topic runs ahead of another's."""
     early_topic, late_topic = await _topics(servers, 2)
     producer = AIOKafkaProducer(bootstrap_servers=servers)
     await producer.start()
-    try:  # the early topic gets all its records first, as a backlog of one topic runs ahead of another's
-        for stamp in range(1_000, 1_600, 2):
+    try:
+        for stamp in range(1_000, 1_000 + count, 2):
             await producer.send(early_topic, str(stamp).encode(), timestamp_ms=stamp)
-        for stamp in range(1_001, 1_601, 2):
+        for stamp in range(1_001, 1_000 + count, 2):
             await producer.send(late_topic, str(stamp).encode(), timestamp_ms=stamp)
         await producer.flush()
     finally:
         await producer.stop()
+    return [early_topic, late_topic]
+
+
+async def test_a_backlog_of_several_partitions_is_handed_on_in_timestamp_order(settings: Settings) -> None:
+    servers = settings.kafka_bootstrap_servers
+    early_topic, late_topic = await _backlog(servers, 600)
 
     group = f"ras-test-{uuid.uuid4().hex[:8]}"
     source = await _source(servers, [early_topic, late_topic], group)
@@ -85,3 +92,14 @@ async def test_a_backlog_of_several_partitions_is_handed_on_in_timestamp_order(s
         assert again == list(range(_stamp(batches[0][-1]) + 1, 1_600))
     finally:
         await source.stop()
+
+
+async def test_micro_batches_of_one_record_drain_a_backlog_of_several_partitions_in_order(settings: Settings) -> None:
+    servers = settings.kafka_bootstrap_servers
+    topics = await _backlog(servers, 40)
+    source = await _source(servers, topics, f"ras-test-{uuid.uuid4().hex[:8]}")
+    try:  # every partition that held one record was paused: each must be resumed once it holds none
+        batches = await _drain(source, 40, cap=1)
+    finally:
+        await source.stop()
+    assert [_stamp(record) for batch in batches for record in batch] == list(range(1_000, 1_040))
