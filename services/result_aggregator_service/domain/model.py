@@ -54,11 +54,12 @@ def latest(current: StampedT | None, candidate: StampedT) -> StampedT:
 
 def evolve(instance: T, **changes: Any) -> T:
     """`dataclasses.replace` without running `__init__` again: the fold makes tens of these per event,
-    and these frozen dataclasses have no `__post_init__` to skip."""
-    kind = type(instance)
-    evolved = object.__new__(kind)
-    for name in kind.__slots__:  # type: ignore[attr-defined]
-        object.__setattr__(evolved, name, changes[name] if name in changes else getattr(instance, name))
+    and these frozen dataclasses have no `__post_init__` to skip. Only for the two classes the fold
+    evolves, EssayResult and BatchResult, which keep a `__dict__` for it (a dict update takes 0.9 µs
+    for eleven fields, copying slot by slot 2.2 µs); every other fact uses slots, which halves what a
+    cached batch holds."""
+    evolved = object.__new__(type(instance))
+    evolved.__dict__.update(instance.__dict__, **changes)
     return evolved
 
 
@@ -160,7 +161,7 @@ class CjOutcome:
     stamp: Stamp
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EssayResult:
     essay_id: str
     slot: SlotAssignment | None = None
@@ -171,7 +172,7 @@ class EssayResult:
     last_updated: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BatchResult:
     """One batch and its essays. It exists from the first fact about it, registered or not."""
 
