@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     processed_events_prune_batch: int = Field(5000, ge=1)
     worker_stall_seconds: float = Field(120.0, gt=0)  # lag and no commit this long: /healthz answers 503
     shutdown_grace_seconds: float = Field(10.0, gt=0)
-    facts_cache_batches: int = Field(5_000, ge=0)  # batches whose last committed facts the worker keeps
+    facts_cache_batches: int = Field(2_000, ge=0)  # batches whose last committed facts the worker keeps
     # set by `ras rebuild` on its shadow workers only: fold into this schema, announce nothing
     read_model_schema: str | None = Field(None, pattern=r"^rm_shadow_[a-z0-9_]+$")
     rebuild_grace_seconds: float = Field(600.0, ge=0)  # a swapped-out read model is kept this long
