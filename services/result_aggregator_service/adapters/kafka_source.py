@@ -5,7 +5,7 @@ can be parked as it arrived), and `getmany` batching: it returns at once with wh
 to the cap, and waits only while nothing is (natural batching: one record at a time when idle, full
 micro-batches under load). What it hands on goes in timestamp order across partitions
 (adapters/record_alignment.py): a partition that holds a micro-batch's worth is paused until the others
-catch up, and a record waits at most `_ALIGN_WAIT_SECONDS` for a partition that is behind.
+catch up, and one call waits at most `_ALIGN_WAIT_SECONDS` for a partition that is behind.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, CorruptRecordException, KafkaError
+from aiokafka.errors import CommitFailedError, CorruptRecordException, IllegalStateError, KafkaError
 
 from result_aggregator_service.adapters.record_alignment import AlignedRecords
 from result_aggregator_service.service_layer.ports import RawRecord
 
 _log = structlog.get_logger(__name__)
 UNREADABLE = (UnicodeDecodeError, CorruptRecordException)  # the C and the Python record readers' errors
-# How long held records wait for a partition that is behind before they go anyway: a fetch round trip
-# is a few milliseconds (fetch_max_wait_ms bounds the broker's wait), so this is only ever reached when a
-# partition's fetches keep failing.
+# How long one call waits for a partition that is behind before what it holds goes anyway. aiokafka
+# fetches again from a broker only 0.1 s after its last buffered result (prefetch_backoff), so under a
+# backlog this is reached now and then: the order is then only as good as what was fetched.
 _ALIGN_WAIT_SECONDS = 0.1
 _BLOCKED_POLL_MS = 10  # how long one poll waits for the partitions behind
 
@@ -91,16 +91,24 @@ class KafkaRecordSource:
         """Per assigned partition: whether the broker has records beyond those fetched, as far as the last
         fetch response told (a partition not fetched yet, just assigned, counts as behind)."""
         behind = {}
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            behind[tp] = highwater is None or highwater > await self._consumer.position(tp)
+        try:  # a position still being reset, or a rebalance under way: nothing waits on anything this time
+            async with asyncio.timeout(_ALIGN_WAIT_SECONDS):
+                for tp in self._consumer.assignment():
+                    highwater = self._consumer.highwater(tp)
+                    behind[tp] = highwater is None or highwater > await self._consumer.position(tp)
+        except (TimeoutError, IllegalStateError):
+            return {}
         return behind
 
     def _pause_or_resume(self, max_records: int) -> None:
         """A partition holding a micro-batch's worth fetches no more until at most half of that is left
-        (with micro-batches of one record: until none is)."""
-        full = {tp for tp in self._consumer.assignment() if self._aligned.held(tp) >= max_records} - self._paused
-        drained = {tp for tp in self._paused if self._aligned.held(tp) <= max_records // 2}
+        (with micro-batches of one record: until none is); and while two micro-batches' worth are held in
+        all, only the partitions holding nothing fetch (the ones the others wait for)."""
+        crowded = self._aligned.holding() >= 2 * max_records
+        held = self._aligned.held
+        full = {tp for tp in self._consumer.assignment() if held(tp) >= max_records or (crowded and held(tp))}
+        full -= self._paused
+        drained = {tp for tp in self._paused if held(tp) <= max_records // 2 and not crowded}
         if full:
             self._consumer.pause(*full)
         if drained:

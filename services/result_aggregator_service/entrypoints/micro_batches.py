@@ -5,6 +5,7 @@ offsets past records that were neither applied nor parked)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
@@ -43,6 +44,8 @@ async def ingest_until_applied(container: AsyncContainer, batch: Sequence[RawRec
             await until_done(lambda: _process(container, part), records)
             return
         except Exception as error:
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise  # stopping after the grace period: the micro-batch rolls back, it is not bad data
             if len(records) == 1:
                 record = records[0]
                 log.exception(

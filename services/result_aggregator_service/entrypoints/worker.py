@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -32,7 +31,7 @@ from result_aggregator_service.entrypoints.outbox_relay import OutboxRelay
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.providers import make_container
 from result_aggregator_service.service_layer.ingest import DecodedRecords, decode_and_ask_hints
-from result_aggregator_service.service_layer.ports import RawRecord, SeenEventHints
+from result_aggregator_service.service_layer.ports import SeenEventHints
 
 log = structlog.get_logger(__name__)
 _IDLE_WAIT_SECONDS = 1.0  # how long one poll waits when nothing arrives (the loop then polls again)
@@ -83,17 +82,12 @@ async def consume(
     after the grace period, rolls back with its offsets uncommitted). The next micro-batch is fetched,
     decoded and looked up in the seen-event hints while the current one waits on the database, and the
     current one's offsets go to the broker while the next one is applied: each only after its own
-    commit, and in order (a commit waits for the one before it)."""
+    commit, and one at a time (the next micro-batch's commit waits for it)."""
     hints = await container.get(SeenEventHints)
 
     async def fetched_and_decoded() -> DecodedRecords:
         records = await source.next_batch(settings.micro_batch_max_events, _IDLE_WAIT_SECONDS)
         return await decode_and_ask_hints(records, hints)
-
-    async def commit_after(previous: asyncio.Task[None] | None, records: Sequence[RawRecord]) -> None:
-        if previous is not None:
-            await previous
-        await source.commit(records)
 
     ahead = asyncio.create_task(fetched_and_decoded())
     committing: asyncio.Task[None] | None = None
@@ -103,9 +97,9 @@ async def consume(
             ahead = asyncio.create_task(fetched_and_decoded())
             if batch.records:
                 await ingest_until_applied(container, batch)
-                if committing is not None and committing.done():
-                    committing.result()  # a commit that raised (KafkaRecordSource.commit absorbs Kafka's errors)
-                committing = asyncio.create_task(commit_after(committing, batch.records))
+                if committing is not None:  # one commit in flight: a stuck coordinator holds consumption
+                    await committing
+                committing = asyncio.create_task(source.commit(batch.records))
     finally:
         ahead.cancel()
         if committing is not None:  # what was applied is let go, also when cancelled after the grace period
