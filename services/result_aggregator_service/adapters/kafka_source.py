@@ -108,7 +108,8 @@ class KafkaRecordSource:
         held = self._aligned.held
         full = {tp for tp in self._consumer.assignment() if held(tp) >= max_records or (crowded and held(tp))}
         full -= self._paused
-        drained = {tp for tp in self._paused if held(tp) <= max_records // 2 and not crowded}
+        # a paused partition holding nothing fetches again whatever the others hold: they may wait for it
+        drained = {tp for tp in self._paused if not held(tp) or (held(tp) <= max_records // 2 and not crowded)}
         if full:
             self._consumer.pause(*full)
         if drained:
