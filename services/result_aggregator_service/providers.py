@@ -156,6 +156,7 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
 
     # a rebuild's shadow worker reaches its own schema only (its parked and outbox rows stay there too)
     schema = {"search_path": f'"{settings.read_model_schema}"'} if settings.read_model_schema else {}
+    options.setdefault("pool_pre_ping", True)
 
     return create_async_engine(
         settings.database_url,
@@ -170,7 +171,7 @@ def _engine(settings: Settings, **options: Any) -> AsyncEngine:
                 **schema,
             },
         },
-        **{"pool_pre_ping": True, **options},
+        **options,
     )
 
 

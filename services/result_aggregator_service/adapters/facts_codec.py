@@ -62,19 +62,15 @@ _essay_facts = TypeAdapter(EssayResult)
 _ENCODING: Final = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
-_BATCH_FACTS: Final = tuple(f.name for f in dataclasses.fields(BatchResult) if f.name != "essays")
-_ESSAY_FACTS: Final = tuple(f.name for f in dataclasses.fields(EssayResult))
-
-
 def encode_batch(batch: BatchResult) -> bytes:
     """The batch's own facts (its essays are stored in their own rows)."""
-    facts = {"facts_version": FACTS_VERSION, **{name: getattr(batch, name) for name in _BATCH_FACTS}}
+    facts = {"facts_version": FACTS_VERSION, **vars(batch)}
+    del facts["essays"]
     return orjson.dumps(facts, option=_ENCODING)
 
 
 def encode_essay(essay: EssayResult) -> bytes:
-    facts = {"facts_version": FACTS_VERSION, **{name: getattr(essay, name) for name in _ESSAY_FACTS}}
-    return orjson.dumps(facts, option=_ENCODING)
+    return orjson.dumps({"facts_version": FACTS_VERSION, **vars(essay)}, option=_ENCODING)
 
 
 def decode_batch(text: str, essays: dict[str, EssayResult]) -> BatchResult:
