@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import time
 import uuid
+from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 import httpx
@@ -33,18 +35,29 @@ API_KEY = "bench-freshness-key"
 HEADERS = {"X-Internal-API-Key": API_KEY, "X-Service-ID": "bff-teacher-service"}
 
 
-async def background_load(producer: AIOKafkaProducer, rate: int, stop: asyncio.Event) -> None:
-    """Whole lifecycles at `rate` events/s, sent in slices every 10 ms."""
-    pending: list[dict[str, Any]] = []
-    tick = time.perf_counter()
-    while not stop.is_set() and rate:
-        if len(pending) < rate:
-            pending += harness.lifecycle_events(rate)
-        for event in pending[: max(rate // 100, 1)]:
-            await producer.send(event["event_type"], json.dumps(event).encode(), key=harness.key_of(event))
-        del pending[: max(rate // 100, 1)]
-        tick += 0.01
-        await asyncio.sleep(max(tick - time.perf_counter(), 0))
+def background_load(servers: str, rate: int, running: EventType) -> None:
+    """Whole lifecycles at `rate` events/s, sent in slices every 10 ms, while `running` is set. In a process
+    of its own: making and encoding the events (30 ms per thousand) would otherwise stall the loop that
+    times the markers, and count in their latency."""
+
+    async def send_until_stopped() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=0, acks="all")
+        await producer.start()
+        pending: list[dict[str, Any]] = []
+        tick = time.perf_counter()
+        try:
+            while running.is_set():
+                if len(pending) < rate:
+                    pending += harness.lifecycle_events(rate)
+                for event in pending[: max(rate // 100, 1)]:
+                    await producer.send(event["event_type"], json.dumps(event).encode(), key=harness.key_of(event))
+                del pending[: max(rate // 100, 1)]
+                tick += 0.01
+                await asyncio.sleep(max(tick - time.perf_counter(), 0))
+        finally:
+            await producer.stop()
+
+    asyncio.run(send_until_stopped())
 
 
 async def marker_latency(producer: AIOKafkaProducer, client: httpx.AsyncClient, sent_at: dict[str, float]) -> float:
@@ -73,8 +86,13 @@ async def scenario(servers: str, api: httpx.AsyncClient, rate: int, markers: int
     await producer.start()
     await consumer.start()
     await consumer.getmany(timeout_ms=1000)  # joined and positioned before the first marker
-    stop, sent_at, bare = asyncio.Event(), {}, []  # type: ignore[var-annotated]
-    load = asyncio.create_task(background_load(producer, rate, stop))
+    sent_at, bare = {}, []  # type: ignore[var-annotated]
+    processes = multiprocessing.get_context("spawn")
+    running = processes.Event()
+    running.set()
+    load = processes.Process(target=background_load, args=(servers, rate, running)) if rate else None
+    if load is not None:
+        load.start()
     watcher = asyncio.create_task(delivered(consumer, sent_at, bare))
     try:
         await asyncio.sleep(2)  # the load reaches its rate
@@ -84,9 +102,10 @@ async def scenario(servers: str, api: httpx.AsyncClient, rate: int, markers: int
             await asyncio.sleep(0.1)
         through_api = list(await asyncio.gather(*tasks))
     finally:
-        stop.set()
+        running.clear()
         watcher.cancel()
-        await load
+        if load is not None:
+            await asyncio.to_thread(load.join, 30)
         await consumer.stop()
         await producer.stop()
     return through_api, bare
