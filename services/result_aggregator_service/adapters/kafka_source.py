@@ -71,12 +71,8 @@ class KafkaRecordSource:
                 wait_ms = _BLOCKED_POLL_MS
             else:
                 wait_ms = 0 if self._aligned.holding() else max(int((idle_until - clock()) * 1000), 0)
-            try:
-                fetched = await self._consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
-            except UNREADABLE as error:
-                await self._rewind()
-                return await self._read_up_to_unreadable(partition_of_unreadable(error), max_records)
-            self._aligned.add(_raw_record(message) for messages in fetched.values() for message in messages)
+            if (unreadable := await self._fetch(wait_ms, max_records)) is not None:
+                return unreadable
             if not self._aligned.holding():
                 if clock() >= idle_until:
                     return []
@@ -86,6 +82,26 @@ class KafkaRecordSource:
             if taken:
                 return taken
             blocked = True
+
+    async def arrived(self, max_records: int) -> list[RawRecord]:
+        """What has arrived by now and may go in timestamp order, up to `max_records`, without waiting
+        (possibly nothing): the records that came in while a micro-batch waited for its turn."""
+        if max_records < 1:
+            return []
+        if (unreadable := await self._fetch(0, max_records)) is not None:
+            return unreadable
+        return self._aligned.take(max_records, await self._behind()) if self._aligned.holding() else []
+
+    async def _fetch(self, wait_ms: int, max_records: int) -> list[RawRecord] | None:
+        """What the client has fetched joins what is held. On a record it cannot decode: the records of
+        its partition up to that one, which go at once (None otherwise)."""
+        try:
+            fetched = await self._consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
+        except UNREADABLE as error:
+            await self._rewind()
+            return await self._read_up_to_unreadable(partition_of_unreadable(error), max_records)
+        self._aligned.add(_raw_record(message) for messages in fetched.values() for message in messages)
+        return None
 
     async def _behind(self) -> dict[TopicPartition, bool]:
         """Per assigned partition: whether the broker has records beyond those fetched, as far as the last

@@ -30,7 +30,7 @@ from result_aggregator_service.entrypoints.micro_batches import ingest_until_app
 from result_aggregator_service.entrypoints.outbox_relay import OutboxRelay
 from result_aggregator_service.metrics import ServiceMetrics
 from result_aggregator_service.providers import make_container
-from result_aggregator_service.service_layer.ingest import DecodedRecords, decode_and_ask_hints
+from result_aggregator_service.service_layer.ingest import DecodedRecords, decode_and_ask_hints, topped_up
 from result_aggregator_service.service_layer.ports import SeenEventHints
 
 log = structlog.get_logger(__name__)
@@ -82,7 +82,9 @@ async def consume(
     after the grace period, rolls back with its offsets uncommitted). The next micro-batch is fetched,
     decoded and looked up in the seen-event hints while the current one waits on the database, and the
     current one's offsets go to the broker while the next one is applied: each only after its own
-    commit, and one at a time (the next micro-batch's commit waits for it)."""
+    commit, and one at a time (the next micro-batch's commit waits for it). When its turn comes, a
+    micro-batch takes along what arrived while it waited (up to the cap): that would otherwise wait one
+    micro-batch more."""
     hints = await container.get(SeenEventHints)
 
     async def fetched_and_decoded() -> DecodedRecords:
@@ -94,6 +96,7 @@ async def consume(
     try:
         while not stopping.is_set():
             batch = await ahead
+            batch = topped_up(batch, await source.arrived(settings.micro_batch_max_events - len(batch.records)))
             ahead = asyncio.create_task(fetched_and_decoded())
             if batch.records:
                 await ingest_until_applied(container, batch)

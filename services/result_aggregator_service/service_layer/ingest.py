@@ -77,6 +77,24 @@ def decode_records(records: Sequence[RawRecord]) -> DecodedRecords:
     return DecodedRecords(records, events, report.parked, duplicates)
 
 
+def topped_up(decoding: DecodedRecords, arrived: Sequence[RawRecord]) -> DecodedRecords:
+    """`decoding` with the records that arrived while it waited for its turn: they go now, not one
+    micro-batch later. Not asked of the hints (a shortcut only); an event it holds already is a duplicate."""
+    if not arrived:
+        return decoding
+    more = decode_records(arrived)
+    events, duplicates = list(decoding.events), decoding.duplicates + more.duplicates
+    held = {envelope.event_id for _, envelope in events}
+    for record, envelope in more.events:
+        if envelope.event_id in held:
+            duplicates[record.topic] += 1
+        else:
+            events.append((record, envelope))
+    return DecodedRecords(
+        [*decoding.records, *arrived], events, [*decoding.parked, *more.parked], duplicates, decoding.hinted
+    )
+
+
 async def decode_and_ask_hints(records: Sequence[RawRecord], hints: SeenEventHints) -> DecodedRecords:
     """Decoded, and the hints asked which events were applied before: ahead of the micro-batch's turn is
     early enough, since a hint is only a shortcut (an event applied in between is dropped by its claim)."""

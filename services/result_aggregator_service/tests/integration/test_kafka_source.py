@@ -3,6 +3,7 @@ order, a partition holding a micro-batch's worth paused, and offsets committed o
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -103,3 +104,26 @@ async def test_micro_batches_of_one_record_drain_a_backlog_of_several_partitions
     finally:
         await source.stop()
     assert [_stamp(record) for batch in batches for record in batch] == list(range(1_000, 1_040))
+
+
+async def test_records_topped_up_without_waiting_keep_the_order_and_come_once(settings: Settings) -> None:
+    servers = settings.kafka_bootstrap_servers
+    topics = await _backlog(servers, 600)
+    source = await _source(servers, topics, f"ras-test-{uuid.uuid4().hex[:8]}")
+    try:  # as the worker does: a micro-batch, then what arrived while it waited for its turn
+        handed_on: list[int] = []
+        for _ in range(200):
+            if len(handed_on) >= 600:
+                break
+            batch = await source.next_batch(50, 1.0)
+            batch += await source.arrived(50 - len(batch))
+            assert len(batch) <= 50
+            handed_on += [_stamp(record) for record in batch]
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await source.arrived(50) == []  # nothing more: back at once, not after an idle wait
+        assert loop.time() - started < 0.5
+    finally:
+        await source.stop()
+    assert handed_on == list(range(1_000, 1_600))

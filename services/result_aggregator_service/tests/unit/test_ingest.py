@@ -10,7 +10,12 @@ from common_core import topics
 from common_core.registry import PAYLOAD_TYPE_BY_TOPIC
 from result_aggregator_service.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
 from result_aggregator_service.service_layer.handlers import HANDLERS_BY_TOPIC
-from result_aggregator_service.service_layer.ingest import IngestReport, decode_and_ask_hints, process_batch
+from result_aggregator_service.service_layer.ingest import (
+    IngestReport,
+    decode_and_ask_hints,
+    process_batch,
+    topped_up,
+)
 from result_aggregator_service.service_layer.ports import (
     NOTHING_SETTLED,
     BatchChange,
@@ -118,6 +123,25 @@ async def test_hints_asked_ahead_of_the_micro_batch_are_used_and_not_asked_again
     report = await process_batch(ahead, InMemoryUnitOfWork(harness.store), Unasked(), harness.sink)
     assert report.outcomes[applied["event_type"], "duplicate"] == 1
     assert report.outcomes[fresh["event_type"], "success"] == 1
+
+
+async def test_records_that_arrived_while_a_micro_batch_waited_go_with_it_each_event_once() -> None:
+    harness = Harness()
+    applied, first, second = (samples.batch_registered(b, ["e1"]) for b in ("b1", "b2", "b3"))
+    await harness.ingest(record_of(applied))
+    ahead = await decode_and_ask_hints([record_of(applied), record_of(first)], harness.hints)
+    bad = record_of({}, topic=topics.SPELLCHECK_RESULTS_TOPIC, value=b"{")
+    arrived = [record_of(first), record_of(second), bad, record_of(second)]
+
+    batch = topped_up(ahead, arrived)
+    assert list(batch.records) == [*ahead.records, *arrived]  # every record's offset is let go after it
+    assert batch.hinted == ahead.hinted
+    report = await process_batch(batch, InMemoryUnitOfWork(harness.store), harness.hints, harness.sink)
+    assert report.outcomes[first["event_type"], "success"] == 2  # b2 and b3, each once
+    assert report.outcomes[first["event_type"], "duplicate"] == 3  # b1 applied before; b2 and b3 twice
+    assert [record.value for record, _, _, _ in harness.store.parked] == [b"{"]
+    assert harness.store.versions == {"b1": 1, "b2": 1, "b3": 1}
+    assert topped_up(ahead, []) is ahead
 
 
 async def test_changes_are_announced_after_the_commit_with_the_owner() -> None:
