@@ -20,13 +20,12 @@ from werkzeug.exceptions import BadRequest, ServiceUnavailable
 
 from result_aggregator_service.api_models import (
     BatchEvent,
-    ErrorResponse,
     LiveFeedHeaders,
     LiveFeedQuery,
     UserBatchesQuery,
 )
 from result_aggregator_service.config import Settings
-from result_aggregator_service.entrypoints.routes import SERVICE_AUTH, storable
+from result_aggregator_service.entrypoints.routes import SERVICE_AUTH, documented_errors, storable
 from result_aggregator_service.live_reads import (
     BatchSnapshots,
     StreamSlots,
@@ -44,18 +43,12 @@ T = TypeVar("T")
 live_routes = Blueprint("result_aggregator_live", __name__)
 
 
-def _documented_errors(view: Callable[..., Any]) -> Callable[..., Any]:
-    for status in (400, 401, 403, 503):
-        view = document_response(ErrorResponse, status)(view)
-    return view
-
-
 @live_routes.get(BATCH_EVENTS_ROUTE)
 @security_scheme(SERVICE_AUTH)
 @validate_querystring(LiveFeedQuery)
 @document_headers(LiveFeedHeaders)
 @document_response(BatchEvent, 200)
-@_documented_errors
+@documented_errors(400, 401, 403, 503)
 @inject
 async def batch_feed(
     batch_id: str,
@@ -83,7 +76,7 @@ async def batch_feed(
 @validate_querystring(LiveFeedQuery)
 @document_headers(LiveFeedHeaders)
 @document_response(BatchEvent, 200)
-@_documented_errors
+@documented_errors(400, 401, 403, 503)
 @inject
 async def user_feed(
     user_id: str,

@@ -6,6 +6,8 @@ function (otherwise the OpenAPI document loses its schemas).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from dishka import FromDishka
@@ -42,13 +44,25 @@ from result_aggregator_service.read_service import (
     Rendered,
 )
 
-__all__ = ["BATCH_STATUS_ROUTE", "ESSAY_ROUTE", "USER_BATCHES_ROUTE", "routes"]
+__all__ = ["BATCH_STATUS_ROUTE", "ESSAY_ROUTE", "USER_BATCHES_ROUTE", "documented_errors", "routes"]
 
 WAIT_FOR_EVENT_HEADER = "X-Wait-For-Event"
 EVENT_OUTCOME_HEADER = "X-Event-Outcome"  # applied | parked | timeout: only on a read that waited
 SERVICE_AUTH: list[dict[str, list[str]]] = [{"InternalApiKey": [], "ServiceId": []}]
 
 routes = Blueprint("result_aggregator", __name__)
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def documented_errors(*statuses: int) -> Callable[[_View], _View]:
+    """The JSON error body (`ErrorResponse`) in the OpenAPI document for each of these statuses."""
+
+    def document(view: _View) -> _View:
+        for status in reversed(statuses):  # as if stacked in this order, the first status on top
+            view = document_response(ErrorResponse, status)(view)
+        return view
+
+    return document
 
 
 @routes.get(BATCH_STATUS_ROUTE)
@@ -56,11 +70,7 @@ routes = Blueprint("result_aggregator", __name__)
 @validate_querystring(BatchStatusQuery)
 @document_headers(WaitForEventHeaders)
 @document_response(BatchStatusResponse, 200)
-@document_response(ErrorResponse, 400)
-@document_response(ErrorResponse, 401)
-@document_response(ErrorResponse, 403)
-@document_response(ErrorResponse, 404)
-@document_response(ErrorResponse, 503)
+@documented_errors(400, 401, 403, 404, 503)
 @inject
 async def batch_status(
     batch_id: str,
@@ -92,11 +102,7 @@ async def batch_status(
 @routes.get(ESSAY_ROUTE)
 @security_scheme(SERVICE_AUTH)
 @document_response(EssayDetailResponse, 200)
-@document_response(ErrorResponse, 400)
-@document_response(ErrorResponse, 401)
-@document_response(ErrorResponse, 403)
-@document_response(ErrorResponse, 404)
-@document_response(ErrorResponse, 503)
+@documented_errors(400, 401, 403, 404, 503)
 @inject
 async def essay(batch_id: str, essay_id: str, reads: FromDishka[ReadService]) -> Response:
     """One essay with everything the read model keeps of it; 404 unless its batch was registered with it.
@@ -111,10 +117,7 @@ async def essay(batch_id: str, essay_id: str, reads: FromDishka[ReadService]) ->
 @security_scheme(SERVICE_AUTH)
 @validate_querystring(UserBatchesQuery)
 @document_response(UserBatchesResponse, 200)
-@document_response(ErrorResponse, 400)
-@document_response(ErrorResponse, 401)
-@document_response(ErrorResponse, 403)
-@document_response(ErrorResponse, 503)
+@documented_errors(400, 401, 403, 503)
 @inject
 async def user_batches(user_id: str, query_args: UserBatchesQuery, reads: FromDishka[ReadService]) -> Response:
     """One page of a user's batches, newest first; `status` filters on the internal BatchStatus."""
