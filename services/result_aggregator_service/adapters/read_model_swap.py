@@ -9,11 +9,13 @@ swaps it in, and dropping what a rebuild leaves behind.
   lacked, got wrong, or had not caught up with: after the swap the live workers skip those events as
   duplicates) join the live outbox, unless already there (stable event ids). A batch whose state is the
   same keeps only what the live model announced, so a rebuild never re-announces history.
-- The swap, one transaction: live writes wait (EXCLUSIVE locks, in the order the worker takes them:
-  no deadlock), `shadow_caught_up` confirms the shadow applied everything the live workers could have,
-  then the live tables move to a retired schema and the shadow's take their place (reads wait only for
-  these moves). Workers and API processes follow without a restart: they name the tables unqualified,
-  and PostgreSQL resolves a statement that waited on a moved table (or a cached plan) again.
+- The swap, one transaction: the two models are compared while live writes go on; then live writes
+  wait (EXCLUSIVE locks, in the order the worker takes them: no deadlock), `shadow_caught_up` confirms
+  the shadow applied everything the live workers could have, the batches whose versions moved since the
+  comparison are compared again, then the live tables move to a retired schema and the shadow's take
+  their place (reads wait only for these moves). Workers and API processes follow without a restart:
+  they name the tables unqualified, and PostgreSQL resolves a statement that waited on a moved table (or
+  a cached plan) again.
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ async def swap_in(
         async with engine.connect() as connection, connection.begin():
             await connection.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_seconds * 1000)}ms'"))
             live = (await connection.execute(text("SELECT current_schema()"))).scalar_one()
+            for statement in _compare_ahead(live, shadow):  # the long part, while live writes go on
+                await connection.execute(statement)
             current = (await connection.execute(text("SELECT epoch FROM read_model FOR UPDATE"))).scalar_one()
             if current != epoch - 1:
                 raise RebuildRefused(f"the live epoch moved to {current} during this rebuild (to {epoch})")
@@ -175,21 +179,68 @@ async def swap_in(
     return retired, SwapTimings(done - writes_paused, done - reads_paused)
 
 
+def _compare_ahead(live: str, shadow: str) -> list[TextClause]:
+    """Before the write lock: which batches differ between the two models (the batch's facts or any of its
+    essays'), at which versions, and the batch of every shadow outbox row so far. Every change to a batch
+    or its essays bumps the batch's version, so under the lock only the batches whose version moved on
+    either side (or that are new to one) need comparing again. Temporary tables, gone with the swap."""
+    return [
+        text(
+            f"""
+CREATE TEMPORARY TABLE swap_compared ON COMMIT DROP AS
+WITH essays_differ AS (
+  SELECT DISTINCT batch_id FROM "{shadow}".essays s FULL JOIN "{live}".essays l USING (batch_id, essay_id)
+  WHERE s.facts IS DISTINCT FROM l.facts
+)
+SELECT batch_id, l.version AS live_version, s.version AS shadow_version,
+       s.facts IS DISTINCT FROM l.facts OR batch_id IN (SELECT batch_id FROM essays_differ) AS differs
+FROM "{shadow}".batches s FULL JOIN "{live}".batches l USING (batch_id)
+"""
+        ),
+        text("ALTER TABLE swap_compared ADD PRIMARY KEY (batch_id)"),
+        text(
+            f"""
+CREATE TEMPORARY TABLE swap_shadow_outbox ON COMMIT DROP AS
+SELECT id, convert_from(value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' AS batch_id FROM "{shadow}".outbox
+"""
+        ),
+        text("ALTER TABLE swap_shadow_outbox ADD PRIMARY KEY (id)"),
+        text("ANALYZE swap_compared, swap_shadow_outbox"),
+    ]
+
+
 def _carry_over_announcements(live: str, shadow: str) -> TextClause:
     """What the swap moves from the shadow's outbox into the live one (while live writes wait): the rows
-    of each batch whose facts, or any of its essays' facts, differ between the two models."""
+    of each batch whose facts, or any of its essays' facts, differ between the two models. What
+    `_compare_ahead` found stands for the batches whose versions did not move since; the others are
+    compared now, and only the outbox rows added since are parsed now."""
     return text(
         f"""
-WITH changed AS (
+WITH moved AS (
   SELECT batch_id FROM "{shadow}".batches s FULL JOIN "{live}".batches l USING (batch_id)
+  LEFT JOIN swap_compared c USING (batch_id)
+  WHERE c.batch_id IS NULL OR s.version IS DISTINCT FROM c.shadow_version
+     OR l.version IS DISTINCT FROM c.live_version
+), changed AS (
+  SELECT batch_id FROM swap_compared c WHERE differs AND NOT EXISTS (SELECT FROM moved m WHERE m.batch_id = c.batch_id)
+  UNION
+  SELECT batch_id
+  FROM (SELECT batch_id, facts FROM "{shadow}".batches WHERE batch_id IN (SELECT batch_id FROM moved)) s
+  FULL JOIN (SELECT batch_id, facts FROM "{live}".batches WHERE batch_id IN (SELECT batch_id FROM moved)) l
+  USING (batch_id)
   WHERE s.facts IS DISTINCT FROM l.facts
   UNION
-  SELECT batch_id FROM "{shadow}".essays s FULL JOIN "{live}".essays l USING (batch_id, essay_id)
+  SELECT batch_id
+  FROM (SELECT batch_id, essay_id, facts FROM "{shadow}".essays WHERE batch_id IN (SELECT batch_id FROM moved)) s
+  FULL JOIN (SELECT batch_id, essay_id, facts FROM "{live}".essays WHERE batch_id IN (SELECT batch_id FROM moved)) l
+  USING (batch_id, essay_id)
   WHERE s.facts IS DISTINCT FROM l.facts
 ), carried AS (
   INSERT INTO "{live}".outbox (event_id, topic, key, value, headers, created_at)
-  SELECT o.event_id, o.topic, o.key, o.value, o.headers, o.created_at FROM "{shadow}".outbox o
-  WHERE convert_from(o.value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' IN (SELECT batch_id FROM changed)
+  SELECT o.event_id, o.topic, o.key, o.value, o.headers, o.created_at
+  FROM "{shadow}".outbox o LEFT JOIN swap_shadow_outbox p USING (id)
+  WHERE CASE WHEN p.id IS NULL THEN convert_from(o.value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' ELSE p.batch_id END
+        IN (SELECT batch_id FROM changed)
   ORDER BY o.id
   ON CONFLICT (event_id) DO NOTHING
   RETURNING 1

@@ -114,3 +114,57 @@ async def test_a_swap_carries_over_the_announcements_of_batches_the_rebuild_chan
     # the batch the live model already announced keeps its row once; history that did not change (`same`)
     # is not announced again; what only the rebuilt state makes due is
     assert live == [announced, stale_more, new]
+
+
+async def test_batches_that_change_after_the_comparison_ahead_of_the_lock_are_compared_again(
+    engine: AsyncEngine, fresh_database_url: str
+) -> None:
+    """The swap compares the two models before it stops live writes; what the shadow applies while
+    catching up under the lock (versions move) is compared again, and its new outbox rows are read then."""
+    shadow = await swap.create_shadow(engine, fresh_database_url, 1)
+    stale, later, fixed, essay_later, same = (f"00000000-0000-0000-0000-00000000001{n}" for n in range(5))
+
+    def announcement(event_id: str, batch_id: str) -> str:
+        value = f'{{"event_id": "{event_id}", "data": {{"batch_id": "{batch_id}"}}}}'
+        return (
+            f'INSERT INTO "{shadow}".outbox (event_id, topic, key, value) VALUES'
+            f" ('{event_id}', 't', '{batch_id}', convert_to('{value}', 'UTF8'))"
+        )
+
+    def batches(schema: str, facts: dict[str, str]) -> str:
+        return f'INSERT INTO "{schema}".batches (batch_id, facts) VALUES ' + ", ".join(
+            f"('{batch_id}', '{{\"f\": \"{value}\"}}')" for batch_id, value in facts.items()
+        )
+
+    async with engine.begin() as connection:
+        for schema, fixed_facts in (("public", "a"), (shadow, "b")):
+            await connection.execute(text(batches(schema, {"stale": fixed_facts, "later": "x", "fixed": fixed_facts})))
+            await connection.execute(text(batches(schema, {"essay": "x", "same": "x"})))
+            await connection.execute(
+                text(f"INSERT INTO \"{schema}\".essays (batch_id, essay_id) VALUES ('essay', 'e1')")
+            )
+        for event_id, batch_id in ((stale, "stale"), (fixed, "fixed"), (same, "same")):
+            await connection.execute(text(announcement(event_id, batch_id)))
+
+    async def caught_up() -> None:  # the shadow's last micro-batches, after the comparison ahead
+        async with engine.begin() as connection:
+            bump = "version = version + 1"
+            await connection.execute(
+                text(f'UPDATE "{shadow}".batches SET facts = \'{{"f": "y"}}\', {bump} WHERE batch_id = \'later\'')
+            )
+            await connection.execute(
+                text(f'UPDATE "{shadow}".batches SET facts = \'{{"f": "a"}}\', {bump} WHERE batch_id = \'fixed\'')
+            )
+            await connection.execute(
+                text(f"UPDATE \"{shadow}\".essays SET facts = '{{\"g\": 1}}' WHERE batch_id = 'essay'")
+            )
+            await connection.execute(text(f"UPDATE \"{shadow}\".batches SET {bump} WHERE batch_id = 'essay'"))
+            await connection.execute(text(announcement(later, "later")))
+            await connection.execute(text(announcement(essay_later, "essay")))
+
+    await swap.swap_in(engine, shadow, 1, 60, caught_up)
+    async with engine.connect() as connection:
+        live = (await connection.execute(text("SELECT event_id::text FROM outbox ORDER BY id"))).scalars().all()
+    # `stale` as compared ahead; `later` and `essay` changed after it; `fixed` came to match the live
+    # model after it; `same` never differed
+    assert live == [stale, later, essay_later]
