@@ -40,13 +40,24 @@ class KafkaRecordSource:
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
-        self._listener = _Rebalances(on_assigned, self._forget_then(on_revoked))
+        self._listener = _Rebalances(self._resumed_then(on_assigned), self._forget_then(on_revoked))
+        self._rebalancing = True  # from a revocation to the next assignment (and before the first one)
         self._done: dict[TopicPartition, int] = {}  # next offset to apply, per partition this member applied
         self._aligned = AlignedRecords()
         self._paused: set[TopicPartition] = set()  # paused here: holding a micro-batch's worth already
 
+    def _resumed_then(
+        self, on_assigned: Callable[[set[TopicPartition]], None]
+    ) -> Callable[[set[TopicPartition]], None]:
+        def resumed(assigned: set[TopicPartition]) -> None:
+            self._rebalancing = False
+            on_assigned(assigned)
+
+        return resumed
+
     def _forget_then(self, on_revoked: Callable[[set[TopicPartition]], None]) -> Callable[[set[TopicPartition]], None]:
         def forget(revoked: set[TopicPartition]) -> None:
+            self._rebalancing = True
             for tp in revoked:
                 self._done.pop(tp, None)
             self._aligned.forget(revoked)
@@ -74,6 +85,7 @@ class KafkaRecordSource:
             if (unreadable := await self._fetch(wait_ms, max_records)) is not None:
                 return unreadable
             if not self._aligned.holding():
+                self._resume_emptied()
                 if clock() >= idle_until:
                     return []
                 continue
@@ -85,12 +97,17 @@ class KafkaRecordSource:
 
     async def arrived(self, max_records: int) -> list[RawRecord]:
         """What has arrived by now and may go in timestamp order, up to `max_records`, without waiting
-        (possibly nothing): the records that came in while a micro-batch waited for its turn."""
-        if max_records < 1:
+        (possibly nothing): the records that came in while a micro-batch waited for its turn. Nothing while
+        a rebalance is under way (the client would wait for the new assignment). An unreadable record
+        found here rewinds like one found by `next_batch`: what it had handed on is read again, and the
+        claims drop the repeats."""
+        if max_records < 1 or self._rebalancing:
             return []
         if (unreadable := await self._fetch(0, max_records)) is not None:
             return unreadable
-        return self._aligned.take(max_records, await self._behind()) if self._aligned.holding() else []
+        taken = self._aligned.take(max_records, await self._behind()) if self._aligned.holding() else []
+        self._resume_emptied()
+        return taken
 
     async def _fetch(self, wait_ms: int, max_records: int) -> list[RawRecord] | None:
         """What the client has fetched joins what is held. On a record it cannot decode: the records of
@@ -131,6 +148,13 @@ class KafkaRecordSource:
         if drained:
             self._consumer.resume(*drained)
         self._paused = (self._paused | full) - drained
+
+    def _resume_emptied(self) -> None:
+        """A paused partition that holds nothing any more fetches again (else, with nothing else held,
+        it would stay paused for good)."""
+        if emptied := {tp for tp in self._paused if not self._aligned.held(tp)}:
+            self._consumer.resume(*emptied)
+            self._paused -= emptied
 
     async def _rewind(self) -> None:
         """Back to the first record not yet applied on every partition: a failed `getmany` has moved
