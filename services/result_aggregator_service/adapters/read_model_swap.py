@@ -39,6 +39,7 @@ SHADOW_PREFIX = "rm_shadow_"
 RETIRED_PREFIX = "rm_retired_"
 # The swap's lock order is the worker's: claims first, then batches, then essays.
 _SWAPPED = ("processed_events", "batches", "essays")
+_SHADOW_WRITES = (*_SWAPPED, "outbox")  # what a shadow worker's micro-batch writes, in its order
 _LOCK_NOT_AVAILABLE = "55P03"
 _REBUILD_LOCK = 0x7261735F72  # pg advisory lock key: one rebuild at a time per database ("ras_r")
 
@@ -157,7 +158,12 @@ async def swap_in(
             writes_paused = time.monotonic()
             await connection.execute(text(f"LOCK TABLE {', '.join(_SWAPPED)} IN EXCLUSIVE MODE"))  # writes wait
             await shadow_caught_up()
-            await connection.execute(_carry_over_announcements(live, shadow))
+            # a shadow transaction still committing (its worker was just stopped) lands before the carry-over
+            # reads the shadow, and none starts after it
+            shadow_tables = ", ".join(f'"{shadow}".{table}' for table in _SHADOW_WRITES)
+            await connection.execute(text(f"LOCK TABLE {shadow_tables} IN EXCLUSIVE MODE"))
+            for statement in _carry_over_announcements(live, shadow):
+                await connection.execute(statement)
             await connection.execute(text(f'CREATE SCHEMA "{retired}"'))
             reads_paused = time.monotonic()  # each move takes its table's ACCESS EXCLUSIVE lock: reads wait
             for table in _SWAPPED:
@@ -209,30 +215,35 @@ SELECT id, convert_from(value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' AS batch_
     ]
 
 
-def _carry_over_announcements(live: str, shadow: str) -> TextClause:
+def _carry_over_announcements(live: str, shadow: str) -> list[TextClause]:
     """What the swap moves from the shadow's outbox into the live one (while live writes wait): the rows
     of each batch whose facts, or any of its essays' facts, differ between the two models. What
-    `_compare_ahead` found stands for the batches whose versions did not move since; the others are
-    compared now, and only the outbox rows added since are parsed now."""
-    return text(
+    `_compare_ahead` found stands for the batches whose versions did not move since; the others
+    (`swap_moved`, a table with statistics, so that the planner knows how many) are compared now, and
+    only the outbox rows added since are parsed now."""
+    moved = text(
         f"""
-WITH moved AS (
-  SELECT batch_id FROM "{shadow}".batches s FULL JOIN "{live}".batches l USING (batch_id)
-  LEFT JOIN swap_compared c USING (batch_id)
-  WHERE c.batch_id IS NULL OR s.version IS DISTINCT FROM c.shadow_version
-     OR l.version IS DISTINCT FROM c.live_version
-), changed AS (
-  SELECT batch_id FROM swap_compared c WHERE differs AND NOT EXISTS (SELECT FROM moved m WHERE m.batch_id = c.batch_id)
+CREATE TEMPORARY TABLE swap_moved ON COMMIT DROP AS
+SELECT batch_id FROM "{shadow}".batches s FULL JOIN "{live}".batches l USING (batch_id)
+LEFT JOIN swap_compared c USING (batch_id)
+-- a batch new to a side: a version against none
+WHERE s.version IS DISTINCT FROM c.shadow_version OR l.version IS DISTINCT FROM c.live_version
+"""
+    )
+    carry = text(
+        f"""
+WITH changed AS (
+  SELECT batch_id FROM swap_compared c
+  WHERE differs AND NOT EXISTS (SELECT FROM swap_moved m WHERE m.batch_id = c.batch_id)
   UNION
   SELECT batch_id
-  FROM (SELECT batch_id, facts FROM "{shadow}".batches WHERE batch_id IN (SELECT batch_id FROM moved)) s
-  FULL JOIN (SELECT batch_id, facts FROM "{live}".batches WHERE batch_id IN (SELECT batch_id FROM moved)) l
-  USING (batch_id)
+  FROM (SELECT batch_id, facts FROM "{shadow}".batches JOIN swap_moved USING (batch_id)) s
+  FULL JOIN (SELECT batch_id, facts FROM "{live}".batches JOIN swap_moved USING (batch_id)) l USING (batch_id)
   WHERE s.facts IS DISTINCT FROM l.facts
   UNION
   SELECT batch_id
-  FROM (SELECT batch_id, essay_id, facts FROM "{shadow}".essays WHERE batch_id IN (SELECT batch_id FROM moved)) s
-  FULL JOIN (SELECT batch_id, essay_id, facts FROM "{live}".essays WHERE batch_id IN (SELECT batch_id FROM moved)) l
+  FROM (SELECT batch_id, essay_id, facts FROM "{shadow}".essays JOIN swap_moved USING (batch_id)) s
+  FULL JOIN (SELECT batch_id, essay_id, facts FROM "{live}".essays JOIN swap_moved USING (batch_id)) l
   USING (batch_id, essay_id)
   WHERE s.facts IS DISTINCT FROM l.facts
 ), carried AS (
@@ -248,3 +259,4 @@ WITH moved AS (
 SELECT CASE WHEN count(*) > 0 THEN pg_notify('{OUTBOX_CHANNEL}', '') END FROM carried
 """
     )
+    return [moved, text("ANALYZE swap_moved"), carry]

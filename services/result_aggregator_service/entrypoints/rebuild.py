@@ -159,6 +159,13 @@ class ShadowWorkers:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
 
+    async def kill(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        for process in self.processes:
+            await asyncio.to_thread(process.wait)
+
     async def stop(self, grace_seconds: float = 20.0) -> None:
         self.signal_stop()
         for process in self.processes:
@@ -209,7 +216,10 @@ async def rebuild(
 
                 async def caught_up() -> None:
                     await offsets.reached(await offsets.ends(), swap_wait_seconds)
-                    shadow_workers.signal_stop()  # nothing of theirs may land after the move
+                    # Nothing of theirs may commit once the swap reads the shadow: killed at once (a
+                    # graceful stop would add its idle poll to the write pause), whatever they were
+                    # applying past the end offsets rolls back and the live workers apply it after the swap.
+                    await shadow_workers.kill()
 
                 try:
                     retired, timings = await swap.swap_in(

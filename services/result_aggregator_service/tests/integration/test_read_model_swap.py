@@ -3,10 +3,11 @@ both), the swap exchanges the two in one transaction, and a swap that fails chan
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from conftest import migrate
@@ -85,86 +86,121 @@ async def test_a_swap_carries_over_the_announcements_of_batches_the_rebuild_chan
 ) -> None:
     shadow = await swap.create_shadow(engine, fresh_database_url, 1)
 
-    def rows(schema: str, facts: dict[str, str]) -> str:
-        return f'INSERT INTO "{schema}".batches (batch_id, facts) VALUES ' + ", ".join(
-            f"('{batch_id}', '{{\"f\": \"{value}\"}}')" for batch_id, value in facts.items()
-        )
-
-    def announcement(schema: str, event_id: str, batch_id: str) -> str:
-        value = f'{{"event_id": "{event_id}", "data": {{"batch_id": "{batch_id}"}}}}'
-        return (
-            f'INSERT INTO "{schema}".outbox (event_id, topic, key, value) VALUES'
-            f" ('{event_id}', 't', '{batch_id}', convert_to('{value}', 'UTF8'))"
-        )
-
     announced, stale_more, same, new = (f"00000000-0000-0000-0000-00000000000{n}" for n in range(1, 5))
     async with engine.begin() as connection:
-        await connection.execute(text(rows("public", {"same": "x", "stale": "a"})))
-        await connection.execute(text(announcement("public", announced, "stale")))
-        await connection.execute(text(rows(shadow, {"same": "x", "stale": "b", "new": "c"})))
+        await connection.execute(text(_batches("public", {"same": "x", "stale": "a"})))
+        await connection.execute(text(_announcement("public", announced, "stale")))
+        await connection.execute(text(_batches(shadow, {"same": "x", "stale": "b", "new": "c"})))
         for event_id, batch_id in ((announced, "stale"), (stale_more, "stale"), (same, "same"), (new, "new")):
-            await connection.execute(text(announcement(shadow, event_id, batch_id)))
+            await connection.execute(text(_announcement(shadow, event_id, batch_id)))
 
     async def caught_up() -> None:
         return None
 
     await swap.swap_in(engine, shadow, 1, 60, caught_up)
-    async with engine.connect() as connection:
-        live = (await connection.execute(text("SELECT event_id::text FROM outbox ORDER BY id"))).scalars().all()
     # the batch the live model already announced keeps its row once; history that did not change (`same`)
     # is not announced again; what only the rebuilt state makes due is
-    assert live == [announced, stale_more, new]
+    assert await _live_outbox(engine) == [announced, stale_more, new]
 
 
 async def test_batches_that_change_after_the_comparison_ahead_of_the_lock_are_compared_again(
-    engine: AsyncEngine, fresh_database_url: str
+    engine: AsyncEngine, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The swap compares the two models before it stops live writes; what the shadow applies while
-    catching up under the lock (versions move) is compared again, and its new outbox rows are read then."""
+    """The swap compares the two models before it stops live writes. What changes after that comparison
+    (a live commit before the lock, the shadow's last micro-batches under it) is compared again, and the
+    outbox rows the shadow added since are read then."""
     shadow = await swap.create_shadow(engine, fresh_database_url, 1)
-    stale, later, fixed, essay_later, same = (f"00000000-0000-0000-0000-00000000001{n}" for n in range(5))
-
-    def announcement(event_id: str, batch_id: str) -> str:
-        value = f'{{"event_id": "{event_id}", "data": {{"batch_id": "{batch_id}"}}}}'
-        return (
-            f'INSERT INTO "{shadow}".outbox (event_id, topic, key, value) VALUES'
-            f" ('{event_id}', 't', '{batch_id}', convert_to('{value}', 'UTF8'))"
-        )
-
-    def batches(schema: str, facts: dict[str, str]) -> str:
-        return f'INSERT INTO "{schema}".batches (batch_id, facts) VALUES ' + ", ".join(
-            f"('{batch_id}', '{{\"f\": \"{value}\"}}')" for batch_id, value in facts.items()
-        )
-
+    ids = (f"00000000-0000-0000-0000-00000000001{n}" for n in range(7))
+    stale, later, fixed, essay_later, same, live_later, fresh = ids
     async with engine.begin() as connection:
-        for schema, fixed_facts in (("public", "a"), (shadow, "b")):
-            await connection.execute(text(batches(schema, {"stale": fixed_facts, "later": "x", "fixed": fixed_facts})))
-            await connection.execute(text(batches(schema, {"essay": "x", "same": "x"})))
+        for schema, differing in (("public", "a"), (shadow, "b")):
+            await connection.execute(text(_batches(schema, {"stale": differing, "fixed": differing})))
+            await connection.execute(text(_batches(schema, {"later": "x", "essay": "x", "same": "x", "live": "x"})))
             await connection.execute(
                 text(f"INSERT INTO \"{schema}\".essays (batch_id, essay_id) VALUES ('essay', 'e1')")
             )
-        for event_id, batch_id in ((stale, "stale"), (fixed, "fixed"), (same, "same")):
-            await connection.execute(text(announcement(event_id, batch_id)))
+        for event_id, batch_id in ((stale, "stale"), (fixed, "fixed"), (same, "same"), (live_later, "live")):
+            await connection.execute(text(_announcement(shadow, event_id, batch_id)))
+
+    compare_ahead = swap._compare_ahead
+
+    def then_a_live_commit(live: str, shadow: str) -> list[TextClause]:  # as a live worker's, before the lock
+        return [*compare_ahead(live, shadow), text(_changed(live, "live", "z"))]
+
+    monkeypatch.setattr(swap, "_compare_ahead", then_a_live_commit)
 
     async def caught_up() -> None:  # the shadow's last micro-batches, after the comparison ahead
         async with engine.begin() as connection:
-            bump = "version = version + 1"
-            await connection.execute(
-                text(f'UPDATE "{shadow}".batches SET facts = \'{{"f": "y"}}\', {bump} WHERE batch_id = \'later\'')
-            )
-            await connection.execute(
-                text(f'UPDATE "{shadow}".batches SET facts = \'{{"f": "a"}}\', {bump} WHERE batch_id = \'fixed\'')
-            )
+            for batch_id, facts in (("later", "y"), ("fixed", "a")):
+                await connection.execute(text(_changed(shadow, batch_id, facts)))
             await connection.execute(
                 text(f"UPDATE \"{shadow}\".essays SET facts = '{{\"g\": 1}}' WHERE batch_id = 'essay'")
             )
-            await connection.execute(text(f"UPDATE \"{shadow}\".batches SET {bump} WHERE batch_id = 'essay'"))
-            await connection.execute(text(announcement(later, "later")))
-            await connection.execute(text(announcement(essay_later, "essay")))
+            await connection.execute(
+                text(f"UPDATE \"{shadow}\".batches SET version = version + 1 WHERE batch_id = 'essay'")
+            )
+            await connection.execute(text(_batches(shadow, {"fresh": "n"})))
+            for event_id, batch_id in ((later, "later"), (essay_later, "essay"), (fresh, "fresh")):
+                await connection.execute(text(_announcement(shadow, event_id, batch_id)))
 
     await swap.swap_in(engine, shadow, 1, 60, caught_up)
+    # `stale` as compared ahead; `live`, `later`, `essay` and `fresh` (new to the shadow) changed after it;
+    # `fixed` came to match the live model after it; `same` never differed
+    assert await _live_outbox(engine) == [stale, live_later, later, essay_later, fresh]
+
+
+async def test_a_shadow_micro_batch_still_committing_when_the_swap_goes_on_is_carried_over(
+    engine: AsyncEngine, fresh_database_url: str
+) -> None:
+    """A shadow worker stopped under the lock may be committing its last micro-batch: the swap waits for
+    that commit before it reads the shadow, so the announcements it made due are carried over."""
+    shadow = await swap.create_shadow(engine, fresh_database_url, 1)
+    late = "00000000-0000-0000-0000-000000000021"
+    async with engine.begin() as connection:
+        for schema in ("public", shadow):
+            await connection.execute(text(_batches(schema, {"late": "x"})))
+    committed: list[asyncio.Task[None]] = []
+
+    async def caught_up() -> None:
+        begun = asyncio.Event()
+
+        async def last_micro_batch() -> None:
+            async with engine.begin() as connection:
+                await connection.execute(text(_changed(shadow, "late", "y")))
+                await connection.execute(text(_announcement(shadow, late, "late")))
+                begun.set()
+                await asyncio.sleep(0.5)  # commits while the swap goes on
+
+        committed.append(asyncio.create_task(last_micro_batch()))
+        await begun.wait()
+
+    await swap.swap_in(engine, shadow, 1, 60, caught_up)
+    await committed[0]
+    assert await _live_outbox(engine) == [late]
+
+
+def _changed(schema: str, batch_id: str, facts: str) -> str:
+    """A batch's facts changed as a worker changes them: with its version."""
+    facts_json = f'{{"f": "{facts}"}}'
+    return (
+        f"UPDATE \"{schema}\".batches SET facts = '{facts_json}', version = version + 1 WHERE batch_id = '{batch_id}'"
+    )
+
+
+def _batches(schema: str, facts: dict[str, str]) -> str:
+    return f'INSERT INTO "{schema}".batches (batch_id, facts) VALUES ' + ", ".join(
+        f"('{batch_id}', '{{\"f\": \"{value}\"}}')" for batch_id, value in facts.items()
+    )
+
+
+def _announcement(schema: str, event_id: str, batch_id: str) -> str:
+    value = f'{{"event_id": "{event_id}", "data": {{"batch_id": "{batch_id}"}}}}'
+    return (
+        f'INSERT INTO "{schema}".outbox (event_id, topic, key, value) VALUES'
+        f" ('{event_id}', 't', '{batch_id}', convert_to('{value}', 'UTF8'))"
+    )
+
+
+async def _live_outbox(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as connection:
-        live = (await connection.execute(text("SELECT event_id::text FROM outbox ORDER BY id"))).scalars().all()
-    # `stale` as compared ahead; `later` and `essay` changed after it; `fixed` came to match the live
-    # model after it; `same` never differed
-    assert live == [stale, later, essay_later]
+        return list((await connection.execute(text("SELECT event_id::text FROM outbox ORDER BY id"))).scalars())
