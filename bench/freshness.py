@@ -96,6 +96,8 @@ async def scenario(servers: str, api: httpx.AsyncClient, rate: int, markers: int
     watcher = asyncio.create_task(delivered(consumer, sent_at, bare))
     try:
         await asyncio.sleep(2)  # the load reaches its rate
+        if load is not None and not load.is_alive():
+            raise SystemExit(f"the background load stopped at start (exit code {load.exitcode})")
         tasks = []
         for _ in range(markers):
             tasks.append(asyncio.create_task(marker_latency(producer, api, sent_at)))
@@ -106,6 +108,10 @@ async def scenario(servers: str, api: httpx.AsyncClient, rate: int, markers: int
         watcher.cancel()
         if load is not None:
             await asyncio.to_thread(load.join, 30)
+            if load.is_alive():
+                load.terminate()
+            elif load.exitcode:  # figures "under load" measured without it would mislead
+                raise SystemExit(f"the background load failed (exit code {load.exitcode})")
         await consumer.stop()
         await producer.stop()
     return through_api, bare

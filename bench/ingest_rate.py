@@ -184,6 +184,8 @@ async def main() -> None:
     parser.add_argument("--scale-runs", type=int, default=3, help="how many times the scale pair runs")
     parser.add_argument("--no-per-event", action="store_true", help="skip the one-event-per-transaction worker")
     args = parser.parse_args()
+    if args.scale_runs < 1:
+        parser.error("--scale-runs must be at least 1")
     env = ensure_stack()
     await asyncio.to_thread(upgrade_to_head, env["DATABASE_URL"])
     runs: list[dict[str, float]] = []
