@@ -13,10 +13,9 @@ swaps it in, and dropping what a rebuild leaves behind.
   wait (EXCLUSIVE locks, in the order the worker takes them: no deadlock), `shadow_caught_up` confirms
   the shadow applied everything the live workers could have (and stops its workers), a shadow commit
   still under way is waited for, the batches whose versions moved since the comparison are compared
-  again, then the live tables move to a retired schema and the shadow's take
-  their place (reads wait only for these moves). Workers and API processes follow without a restart:
-  they name the tables unqualified, and PostgreSQL resolves a statement that waited on a moved table (or
-  a cached plan) again.
+  again, then the live tables move to a retired schema and the shadow's take their place (reads wait
+  only for these moves). Workers and API processes follow without a restart: they name the tables
+  unqualified, and PostgreSQL resolves a statement that waited on a moved table (or a cached plan) again.
 """
 
 from __future__ import annotations
