@@ -57,6 +57,8 @@ async def rebuild_figures(env: dict[str, str]) -> dict[str, float]:
 async def one_run(env: dict[str, str], sample: int) -> dict[str, float]:
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
     starts, total = await beginnings_and_total(servers)
+    if not total:
+        raise SystemExit("the topics hold no records to rebuild from: publish some with --events N")
     rebuilt = await rebuild_figures(env)
     return {
         "records": total,
