@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import tempfile
 from collections.abc import Iterator
@@ -85,7 +86,16 @@ def app_from_env() -> Quart:
     settings = Settings()
     configure_logging(SERVICE_NAME, settings.log_level, settings.log_format)
     configure_tracing(SERVICE_NAME, settings.otlp_endpoint)
-    return create_app(settings)
+    app = create_app(settings)
+    app.before_serving(_freeze_start_up_heap)
+    return app
+
+
+async def _freeze_start_up_heap() -> None:
+    """What start-up built (modules, the app, its container) lives as long as the process: no full
+    collection walks it again. Unfrozen, a full collection of a loaded API process took 99-121 ms
+    (gc callbacks), and the requests it held up made the freshness bench's p99."""
+    gc.freeze()
 
 
 def main() -> None:
