@@ -137,6 +137,9 @@ class ShadowWorkers:
             "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
             "RESULT_AGGREGATOR_WORKER_METRICS_PORT": "0",
             "RESULT_AGGREGATOR_LOG_FORMAT": "json",
+            # the relay publishes the live outbox (the shadow's rows go over with the swap, if at all);
+            # a shadow worker killed at the swap must not be the one leading it
+            "RESULT_AGGREGATOR_OUTBOX_RELAY_ENABLED": "false",
         }
         self._count, self._log_dir, self._started = count, log_dir, 0
         self.processes: list[subprocess.Popen[bytes]] = []

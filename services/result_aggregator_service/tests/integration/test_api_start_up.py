@@ -21,7 +21,7 @@ async def main() -> None:
     app = app_from_env()
     before = gc.get_freeze_count()
     async with app.test_app():  # start-up: the before-serving hooks run
-        print(before, gc.get_freeze_count())
+        print("frozen:", before, gc.get_freeze_count())
 
 asyncio.run(main())
 """
@@ -39,6 +39,7 @@ def test_a_served_api_process_freezes_its_start_up_heap(settings: Settings) -> N
     argv = [sys.executable, "-c", _SERVE_ONCE]
     done = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    before, after = map(int, done.stdout.split()[-2:])
+    [counts] = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("frozen:")]
+    before, after = map(int, counts)
     assert before == 0
     assert after > 10_000  # the modules, the app and its container: tens of thousands of objects

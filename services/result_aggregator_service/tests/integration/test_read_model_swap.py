@@ -168,8 +168,9 @@ async def test_a_shadow_micro_batch_still_committing_when_the_swap_goes_on_is_ca
             async with engine.begin() as connection:
                 await connection.execute(text(_changed(shadow, "late", "y")))
                 await connection.execute(text(_announcement(shadow, late, "late")))
+                pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
                 begun.set()
-                await asyncio.sleep(0.5)  # commits while the swap goes on
+                await _until_blocking(engine, pid)  # commits only once the swap waits for it
 
         committed.append(asyncio.create_task(last_micro_batch()))
         await begun.wait()
@@ -199,6 +200,17 @@ def _announcement(schema: str, event_id: str, batch_id: str) -> str:
         f'INSERT INTO "{schema}".outbox (event_id, topic, key, value) VALUES'
         f" ('{event_id}', 't', '{batch_id}', convert_to('{value}', 'UTF8'))"
     )
+
+
+async def _until_blocking(engine: AsyncEngine, pid: int) -> None:
+    """Until another session waits for a lock that backend `pid` holds (at most 10 s)."""
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    async with engine.connect() as connection:
+        for _ in range(500):
+            if (await connection.execute(waiting, {"pid": pid})).scalar_one():
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("nothing waited for the shadow's transaction")
 
 
 async def _live_outbox(engine: AsyncEngine) -> list[str]:
