@@ -118,16 +118,25 @@ def rss_megabytes(process: subprocess.Popen[bytes]) -> float:
 
 async def processed(port: int) -> float:
     """The worker's `ras_events_processed_total` over every topic and final outcome (-1 while it is not up)."""
+    return (await committed(port))[0]
+
+
+async def committed(port: int) -> tuple[float, float]:
+    """What the worker has committed: `processed` (-1 while it is not up), and when its last micro-batch
+    committed (`ras_last_commit_timestamp_seconds`, set with the counters: a drain timed by it starts and
+    ends exactly at a commit, not at the poll that saw it)."""
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             body = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     except httpx.TransportError:
-        return -1.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith("ras_events_processed_total{") and 'outcome="retryable"' not in line
-    )
+        return -1.0, 0.0
+    count, last_commit = 0.0, 0.0
+    for line in body.splitlines():
+        if line.startswith("ras_events_processed_total{") and 'outcome="retryable"' not in line:
+            count += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("ras_last_commit_timestamp_seconds "):
+            last_commit = float(line.rsplit(" ", 1)[1])
+    return count, last_commit
 
 
 async def until(condition: Any, deadline: float, what: str) -> None:
