@@ -137,12 +137,12 @@ class KafkaRecordSource:
         """A partition holding a micro-batch's worth fetches no more until at most half of that is left
         (with micro-batches of one record: until none is); and while two micro-batches' worth are held in
         all, only the partitions holding nothing fetch (the ones the others wait for)."""
+        self._resume_emptied()
         crowded = self._aligned.holding() >= 2 * max_records
         held = self._aligned.held
         full = {tp for tp in self._consumer.assignment() if held(tp) >= max_records or (crowded and held(tp))}
         full -= self._paused
-        # a paused partition holding nothing fetches again whatever the others hold: they may wait for it
-        drained = {tp for tp in self._paused if not held(tp) or (held(tp) <= max_records // 2 and not crowded)}
+        drained = {tp for tp in self._paused if held(tp) <= max_records // 2 and not crowded}
         if full:
             self._consumer.pause(*full)
         if drained:
@@ -150,8 +150,8 @@ class KafkaRecordSource:
         self._paused = (self._paused | full) - drained
 
     def _resume_emptied(self) -> None:
-        """A paused partition that holds nothing any more fetches again (else, with nothing else held,
-        it would stay paused for good)."""
+        """A paused partition that holds nothing any more fetches again, whatever the others hold: they
+        may wait for it (and with nothing else held, it would stay paused for good)."""
         if emptied := {tp for tp in self._paused if not self._aligned.held(tp)}:
             self._consumer.resume(*emptied)
             self._paused -= emptied
