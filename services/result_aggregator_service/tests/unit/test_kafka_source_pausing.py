@@ -1,6 +1,6 @@
 """The record source's pausing against a scripted client (the pure part of what the real broker tests
-check): a partition it paused is never left paused holding nothing, and it tops up nothing while a
-rebalance is under way."""
+check): a partition it paused is never left paused holding nothing, one running low fetches again
+before the next micro-batch needs it, and it tops up nothing while a rebalance is under way."""
 
 from __future__ import annotations
 
@@ -81,6 +81,19 @@ async def test_a_paused_partition_that_a_top_up_empties_fetches_again() -> None:
     assert not client.paused
 
 
+async def test_while_much_is_held_a_partition_running_low_still_fetches() -> None:
+    # a long backlog: three micro-batches' worth held in all, one partition nearly drained
+    ahead, behind = TopicPartition("ahead", 0), TopicPartition("behind", 0)
+    client = ScriptedClient({ahead: [], BACKLOG: [], behind: []}, {})
+    source = KafkaRecordSource(client, ["ahead", "backlog", "behind"])
+    await source._listener.on_partitions_assigned(set(client.logs))
+    held = {ahead: 25, BACKLOG: 21, behind: 2}
+    source._aligned.add(_record(tp, offset) for tp, count in held.items() for offset in range(count))
+    source._pause_or_resume(16)
+    # it refills now, while the micro-batch in hand is applied, instead of cutting the next one short
+    assert client.paused == {ahead, BACKLOG}
+
+
 async def test_nothing_is_topped_up_while_a_rebalance_is_under_way() -> None:
     client = ScriptedClient({BACKLOG: [1, 2, 3]}, {BACKLOG: 3})
     source = KafkaRecordSource(client, ["backlog"])
@@ -90,3 +103,7 @@ async def test_nothing_is_topped_up_while_a_rebalance_is_under_way() -> None:
     await source._listener.on_partitions_revoked({BACKLOG})
     client.fetched[BACKLOG], client.logs[BACKLOG] = 4, [1, 2, 3, 4]
     assert await source.arrived(10) == []
+
+
+def _record(tp: TopicPartition, offset: int) -> RawRecord:
+    return RawRecord(tp.topic, tp.partition, offset, None, b"{}", timestamp_ms=offset)
