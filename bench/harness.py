@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -116,31 +116,42 @@ def rss_megabytes(process: subprocess.Popen[bytes]) -> float:
     return float("nan")
 
 
+class Progress(NamedTuple):
+    """A worker's `/metrics` as a drain is timed by it: `ras_events_processed_total` over every topic and
+    final outcome (-1 while the worker is not up), and the Unix times of its last committed micro-batch
+    and of its last partition assignment (0 before either). Both are set where they happen, so a drain
+    timed by them starts and ends there, not at the poll that saw it."""
+
+    processed: float
+    last_commit: float
+    assigned: float
+
+
 async def processed(port: int) -> float:
-    """The worker's `ras_events_processed_total` over every topic and final outcome (-1 while it is not up)."""
-    return (await committed(port))[0]
+    return (await progress(port)).processed
 
 
-async def committed(port: int) -> tuple[float, float]:
-    """What the worker has committed: `processed` (-1 while it is not up), and when its last micro-batch
-    committed (`ras_last_commit_timestamp_seconds`, set with the counters: a drain timed by it starts and
-    ends exactly at a commit, not at the poll that saw it)."""
+async def progress(port: int) -> Progress:
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             body = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     except httpx.TransportError:
-        return -1.0, 0.0
-    count, last_commit = 0.0, 0.0
+        return Progress(-1.0, 0.0, 0.0)
+    count, last_commit, assigned = 0.0, 0.0, 0.0
     for line in body.splitlines():
         if line.startswith("ras_events_processed_total{") and 'outcome="retryable"' not in line:
             count += float(line.rsplit(" ", 1)[1])
         elif line.startswith("ras_last_commit_timestamp_seconds "):
             last_commit = float(line.rsplit(" ", 1)[1])
-    return count, last_commit
+        elif line.startswith("ras_last_assignment_timestamp_seconds "):
+            assigned = float(line.rsplit(" ", 1)[1])
+    return Progress(count, last_commit, assigned)
 
 
-async def until(condition: Any, deadline: float, what: str) -> None:
+async def until(condition: Any, deadline: float, what: str, every: float = 0.1) -> None:
+    """Poll `condition` every `every` seconds (each poll of a worker costs it a metrics exposition: not
+    too often while it drains)."""
     while not await condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what} (logs in {LOG})")
-        await asyncio.sleep(0.1)  # each poll costs the worker a metrics exposition: not too often
+        await asyncio.sleep(every)

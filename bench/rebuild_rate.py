@@ -62,7 +62,7 @@ async def one_run(env: dict[str, str], sample: int) -> dict[str, float]:
     rebuilt = await rebuild_figures(env)
     return {
         "records": total,
-        "worker": (await worker_rate(env, starts, min(total, sample)))[0],
+        "worker": (await worker_rate(env, starts, min(total, sample))).rate,
         "rebuild": rebuilt["events_per_second"],
         "writes paused (ms)": rebuilt["writes_paused_ms"],
         "reads paused (ms)": rebuilt["reads_paused_ms"],

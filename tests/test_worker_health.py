@@ -1,10 +1,11 @@
 """The worker's liveness probe: healthy while idle; 503 once records wait and nothing commits for the
 configured stall time (here: a database it cannot use); healthy again once it commits. It also shows
-the outbox relay's state."""
+the outbox relay's state, and when it was given its partitions."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -97,6 +98,36 @@ async def test_the_worker_shows_its_outbox_relay_on_healthz_and_in_its_metrics(
             metrics = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
         assert 'ras_outbox_published_total{topic="huleedu.ras.batch.results.ready.v1"} 2.0' in metrics
         assert "ras_outbox_relay_leader 1.0" in metrics
+    finally:
+        worker.terminate()
+        await asyncio.to_thread(worker.wait, 30)
+
+
+async def test_the_worker_states_when_it_was_given_its_partitions(settings: Settings, fresh_database_url: str) -> None:
+    await migrate(fresh_database_url, "upgrade", "head")
+    group = f"ras-health-{uuid.uuid4().hex[:8]}"
+    await position_group_at_end(settings.kafka_bootstrap_servers, group)
+    port = free_port()
+    env = {
+        "DATABASE_URL": fresh_database_url,
+        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
+        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
+    }
+    spawned = time.time()
+    worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-health-assignment.log")
+    try:
+
+        async def assigned_at() -> float | None:
+            try:
+                async with httpx.AsyncClient() as client:
+                    metrics = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
+            except httpx.TransportError:
+                return None
+            line = next(line for line in metrics.splitlines() if line.startswith("ras_last_assignment_timestamp"))
+            return float(line.rsplit(" ", 1)[1]) or None  # 0 until the group has given it its partitions
+
+        assigned = await wait_for(assigned_at, within=60, what="the worker's partition assignment")
+        assert spawned < assigned <= time.time()
     finally:
         worker.terminate()
         await asyncio.to_thread(worker.wait, 30)

@@ -69,6 +69,11 @@ class ServiceMetrics:
             "Unix time of the worker's last committed micro-batch (0: none since start)",
             registry=r,
         )
+        self.last_assignment = Gauge(
+            "ras_last_assignment_timestamp_seconds",
+            "Unix time the worker was last given its partitions, at a rebalance (0: not yet)",
+            registry=r,
+        )
         self.dependency_up = Gauge(
             "ras_dependency_up",
             "1 when the dependency answered the last health check, else 0",

@@ -62,6 +62,7 @@ def record_source(settings: Settings, metrics: ServiceMetrics) -> KafkaRecordSou
     def assigned(partitions: set[TopicPartition]) -> None:
         nonlocal assignments
         assignments += 1  # run.sh waits for the first line to print its banner
+        metrics.last_assignment.set_to_current_time()
         event = "worker_ready" if assignments == 1 else "partitions_reassigned"
         log.info(
             event, group=settings.consumer_group, partitions=len(partitions), topics=len({p.topic for p in partitions})
