@@ -39,7 +39,11 @@ _IDLE_WAIT_SECONDS = 1.0  # how long one poll waits when nothing arrives (the lo
 # batches it folds), so nearly all of them outlive two young collections; with the default thresholds
 # (700, 10, 10) a full collection, which walks the whole heap (the facts cache included), then ran every
 # few micro-batches and its cost grew with the cache: a quarter of the time of a 100,000-event backlog.
-_GC_THRESHOLDS = (10_000, 10, 10)
+# A generation-1 collection walks what a micro-batch still holds (38 ms under a backlog) and frees
+# little: the micro-batch's objects go by reference counting once it commits. Every hundredth young
+# collection instead of every tenth: 2 of them in a 100,000-event drain instead of 20, and the GC's
+# time there from 1.6 s to 1.0 s.
+_GC_THRESHOLDS = (10_000, 100, 10)
 
 
 def record_source(settings: Settings, metrics: ServiceMetrics) -> KafkaRecordSource:
