@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -60,11 +61,15 @@ async def bare_client_rate(bootstrap_servers: str, starts: harness.Offsets, coun
 
 @dataclass(frozen=True)
 class Drain:
-    """One drain of the worker: events/s from its partitions' assignment to its last commit (the whole
-    drain, as the plain consumer is timed from its first records), events/s from its first commit to its
-    last (the steady state: the micro-batches fetched and decoded ahead of that commit do not count, a
-    fifth of a 10,000-event drain), its RSS (MB) at the end, and its CPU time per event (µs) over the
-    whole drain: steadier than events/s on a busy machine."""
+    """One drain of the worker:
+    - `rate`: events/s from its partitions' assignment to its last commit, the whole drain. Its start-up
+      (the first fetches, a cold connection pool) counts, as it does for a worker started on a backlog.
+      The baselines' clocks start a little later, when their first `getmany` returns records.
+    - `steady_rate`: events/s from its first commit to its last (nan if it committed only once). The
+      start-up does not count, but neither does the next micro-batch fetched and decoded ahead of that
+      first commit: up to a fifth of a 10,000-event drain's decoding, a fiftieth of a 100,000-event one's.
+    - `rss_mb`: its RSS at the end. `cpu_us_per_event`: its CPU time per event from the poll that saw
+      the assignment on, steadier than events/s on a busy machine."""
 
     rate: float
     steady_rate: float
@@ -107,8 +112,9 @@ async def worker_rate(
             polls: list[harness.Progress] = []
 
             async def total() -> harness.Progress:
-                """All the workers: events committed, their last commit, the first assignment (a second
-                worker's joining reassigns the first one, later)."""
+                """All the workers: events committed, their last commit, their earliest assignment. A second
+                worker's joining reassigns the first one later and moves its gauge on: the drain's start is
+                the assignment the first poll to see one saw."""
                 states = [await harness.progress(port) for port in ports]
                 polls.append(
                     harness.Progress(
@@ -122,8 +128,8 @@ async def worker_rate(
             async def assigned() -> bool:
                 return (await total()).assigned > 0
 
-            # polled often until then: nothing is drained yet, and the CPU time is read close to it
-            await harness.until(assigned, time.monotonic() + 120, "the partitions' assignment", every=0.01)
+            # polled often until then (nothing is drained yet), so the CPU time is read close to it
+            await harness.until(assigned, time.monotonic() + 120, "the partitions' assignment", every=0.02)
             assigned_at, cpu = polls[-1].assigned, sum(cpu_seconds(process.pid) for process in processes)
 
             async def done() -> bool:
@@ -132,9 +138,10 @@ async def worker_rate(
             await harness.until(done, time.monotonic() + 900, f"{count} events")
             cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu
             first, last = next(poll for poll in polls if poll.processed), polls[-1]
+            steady_seconds = last.last_commit - first.last_commit
             return Drain(
                 rate=last.processed / (last.last_commit - assigned_at),
-                steady_rate=(last.processed - first.processed) / (last.last_commit - first.last_commit),
+                steady_rate=(last.processed - first.processed) / steady_seconds if steady_seconds else math.nan,
                 rss_mb=harness.rss_megabytes(processes[0]),
                 cpu_us_per_event=cpu / last.processed * 1e6,
             )
@@ -169,7 +176,8 @@ async def scale_run(env: dict[str, str], count: int, runs: int) -> None:
     """The worker on count/10 and on count events, `runs` times (a drain of count/10 lasts a second or two,
     so one pair alone says little on a busy machine): the median time ratio, and the RSS at the end.
     The steady state's ratio is printed too: it leaves out each drain's first micro-batch and what was
-    fetched and decoded ahead of its commit, which is a fifth of the short drain but a fiftieth of the long one."""
+    fetched and decoded ahead of its commit, up to a fifth of the short drain's decoding but a fiftieth of
+    the long one's (see `Drain`)."""
     small = count // 10
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
     ratios, steady_ratios = [], []
@@ -184,8 +192,8 @@ async def scale_run(env: dict[str, str], count: int, runs: int) -> None:
                 f" events/s; steady state {drain.steady_rate:,.0f}), RSS at the end {drain.rss_mb:.0f} MB,"
                 f" CPU {drain.cpu_us_per_event:.0f} µs per event"
             )
-        ratios.append(drains[small].rate / drains[count].rate * 10)
-        steady_ratios.append(drains[small].steady_rate / drains[count].steady_rate * 10)
+        ratios.append(drains[small].rate / drains[count].rate * count / small)
+        steady_ratios.append(drains[small].steady_rate / drains[count].steady_rate * count / small)
         print(
             f"scale run {run + 1}: time for {count:,} / time for {small:,}: {ratios[-1]:.1f}x"
             f" (steady state {steady_ratios[-1]:.1f}x)"

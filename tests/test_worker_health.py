@@ -67,7 +67,7 @@ async def test_lag_without_a_commit_for_the_stall_time_turns_the_worker_unhealth
         await asyncio.to_thread(worker.wait, 30)
 
 
-async def test_the_worker_shows_its_outbox_relay_on_healthz_and_in_its_metrics(
+async def test_the_worker_shows_its_outbox_relay_and_its_last_assignment(
     settings: Settings, fresh_database_url: str
 ) -> None:
     await migrate(fresh_database_url, "upgrade", "head")
@@ -80,8 +80,23 @@ async def test_the_worker_shows_its_outbox_relay_on_healthz_and_in_its_metrics(
         "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
         "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
     }
+    spawned = time.time()
     worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-health-outbox.log")
     try:
+
+        async def metrics() -> str | None:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
+            except httpx.TransportError:
+                return None
+
+        async def assigned_at() -> float | None:
+            exposed = await metrics()
+            if exposed is None:
+                return None
+            line = next(line for line in exposed.splitlines() if line.startswith("ras_last_assignment_timestamp"))
+            return float(line.rsplit(" ", 1)[1]) or None  # 0 until the group has given it its partitions
 
         async def relay_state() -> dict[str, object] | None:
             try:
@@ -94,38 +109,10 @@ async def test_the_worker_shows_its_outbox_relay_on_healthz_and_in_its_metrics(
 
         state = await wait_for(relay_state, within=60, what="the relay leading with an empty backlog")
         assert state["oldest_unpublished_age_seconds"] == 0
-        async with httpx.AsyncClient() as client:
-            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
-        assert 'ras_outbox_published_total{topic="huleedu.ras.batch.results.ready.v1"} 2.0' in metrics
-        assert "ras_outbox_relay_leader 1.0" in metrics
-    finally:
-        worker.terminate()
-        await asyncio.to_thread(worker.wait, 30)
-
-
-async def test_the_worker_states_when_it_was_given_its_partitions(settings: Settings, fresh_database_url: str) -> None:
-    await migrate(fresh_database_url, "upgrade", "head")
-    group = f"ras-health-{uuid.uuid4().hex[:8]}"
-    await position_group_at_end(settings.kafka_bootstrap_servers, group)
-    port = free_port()
-    env = {
-        "DATABASE_URL": fresh_database_url,
-        "RESULT_AGGREGATOR_CONSUMER_GROUP": group,
-        "RESULT_AGGREGATOR_WORKER_METRICS_PORT": str(port),
-    }
-    spawned = time.time()
-    worker = spawn("result_aggregator_service.entrypoints.worker", env, "worker-health-assignment.log")
-    try:
-
-        async def assigned_at() -> float | None:
-            try:
-                async with httpx.AsyncClient() as client:
-                    metrics = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=2)).text
-            except httpx.TransportError:
-                return None
-            line = next(line for line in metrics.splitlines() if line.startswith("ras_last_assignment_timestamp"))
-            return float(line.rsplit(" ", 1)[1]) or None  # 0 until the group has given it its partitions
-
+        exposed = await metrics()
+        assert exposed is not None
+        assert 'ras_outbox_published_total{topic="huleedu.ras.batch.results.ready.v1"} 2.0' in exposed
+        assert "ras_outbox_relay_leader 1.0" in exposed
         assigned = await wait_for(assigned_at, within=60, what="the worker's partition assignment")
         assert spawned < assigned <= time.time()
     finally:

@@ -135,20 +135,21 @@ class KafkaRecordSource:
 
     def _pause_or_resume(self, max_records: int) -> None:
         """A partition holding a micro-batch's worth fetches no more until at most half of that is left
-        (with micro-batches of one record: until none is); and while two micro-batches' worth are held in
-        all, only the partitions running low fetch (an eighth of a micro-batch or less). Those refill
-        while the micro-batch in hand is applied: waiting until one holds nothing cut every micro-batch
-        of a long backlog short at that partition's last record (the timestamp order waits for its
-        next fetch), to a mean of 1,350 records instead of 2,000."""
+        (with micro-batches of one record: until none is). While two micro-batches' worth are held in
+        all, a partition holding more than a quarter of a micro-batch fetches no more, and one paused
+        fetches again at an eighth or less: it refills while the micro-batch in hand is applied.
+        Waiting until it held nothing cut the micro-batches of a long backlog short at its last record
+        (the timestamp order waits for its next fetch), to a mean of 1,350 records instead of about
+        1,900. The gap between the two marks keeps a partition from being paused and resumed on every
+        call (a pause drops what the client had fetched for it)."""
         self._resume_emptied()
         crowded = self._aligned.holding() >= 2 * max_records
-        refill_at = max_records // 8 if crowded else max_records // 2
+        pause_above, resume_at = (
+            (max_records // 4, max_records // 8) if crowded else (max_records - 1, max_records // 2)
+        )
         held = self._aligned.held
-        full = {
-            tp for tp in self._consumer.assignment() if held(tp) >= max_records or (crowded and held(tp) > refill_at)
-        }
-        full -= self._paused
-        drained = {tp for tp in self._paused if held(tp) <= refill_at}
+        full = {tp for tp in self._consumer.assignment() if held(tp) > pause_above} - self._paused
+        drained = {tp for tp in self._paused if held(tp) <= resume_at}
         if full:
             self._consumer.pause(*full)
         if drained:

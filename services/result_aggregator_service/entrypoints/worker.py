@@ -41,8 +41,9 @@ _IDLE_WAIT_SECONDS = 1.0  # how long one poll waits when nothing arrives (the lo
 # few micro-batches and its cost grew with the cache: a quarter of the time of a 100,000-event backlog.
 # A generation-1 collection walks what a micro-batch still holds (38 ms under a backlog) and frees
 # little: the micro-batch's objects go by reference counting once it commits. Every hundredth young
-# collection instead of every tenth: 2 of them in a 100,000-event drain instead of 20, and the GC's
-# time there from 1.6 s to 1.0 s.
+# collection instead of every tenth: 2 of them in a 100,000-event drain instead of 20 (timed with gc
+# callbacks: all collections there 1.0 s instead of 1.6 s; no gain shows in that drain's CPU time,
+# which varies more than that from run to run).
 _GC_THRESHOLDS = (10_000, 100, 10)
 
 

@@ -81,17 +81,22 @@ async def test_a_paused_partition_that_a_top_up_empties_fetches_again() -> None:
     assert not client.paused
 
 
-async def test_while_much_is_held_a_partition_running_low_still_fetches() -> None:
-    # a long backlog: three micro-batches' worth held in all, one partition nearly drained
-    ahead, behind = TopicPartition("ahead", 0), TopicPartition("behind", 0)
-    client = ScriptedClient({ahead: [], BACKLOG: [], behind: []}, {})
-    source = KafkaRecordSource(client, ["ahead", "backlog", "behind"])
+async def test_while_much_is_held_a_partition_running_low_fetches_again() -> None:
+    # a long backlog at micro-batches of 16: three micro-batches' worth held in all
+    full, low, between = TopicPartition("full", 0), TopicPartition("low", 0), TopicPartition("between", 0)
+    client = ScriptedClient({full: [], BACKLOG: [], low: [], between: []}, {})
+    source = KafkaRecordSource(client, ["full", "backlog", "low", "between"])
     await source._listener.on_partitions_assigned(set(client.logs))
-    held = {ahead: 25, BACKLOG: 21, behind: 2}
-    source._aligned.add(_record(tp, offset) for tp, count in held.items() for offset in range(count))
+    _hold(source, {full: 22, BACKLOG: 18, low: 5, between: 3})
     source._pause_or_resume(16)
-    # it refills now, while the micro-batch in hand is applied, instead of cutting the next one short
-    assert client.paused == {ahead, BACKLOG}
+    assert client.paused == {full, BACKLOG, low}  # more than a quarter held: each waits
+    # the next micro-batch took most of theirs: at an eighth or less a paused one refills (while the
+    # micro-batch in hand is applied, instead of cutting the next one short at its last record)...
+    source._aligned.forget(client.logs)
+    _hold(source, {full: 30, BACKLOG: 2, low: 3, between: 4})
+    source._pause_or_resume(16)
+    # ...and between the two marks nothing changes, so no partition is paused and resumed on every call
+    assert client.paused == {full, low}
 
 
 async def test_nothing_is_topped_up_while_a_rebalance_is_under_way() -> None:
@@ -105,5 +110,9 @@ async def test_nothing_is_topped_up_while_a_rebalance_is_under_way() -> None:
     assert await source.arrived(10) == []
 
 
-def _record(tp: TopicPartition, offset: int) -> RawRecord:
-    return RawRecord(tp.topic, tp.partition, offset, None, b"{}", timestamp_ms=offset)
+def _hold(source: KafkaRecordSource, counts: dict[TopicPartition, int]) -> None:
+    source._aligned.add(
+        RawRecord(tp.topic, tp.partition, offset, None, b"{}", timestamp_ms=offset)
+        for tp, count in counts.items()
+        for offset in range(count)
+    )
