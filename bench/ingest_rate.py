@@ -177,10 +177,10 @@ async def scale_run(env: dict[str, str], count: int, runs: int) -> None:
     so one pair alone says little on a busy machine): the median time ratio, and the RSS at the end.
     The steady state's ratio is printed too: it leaves out each drain's first micro-batch and what was
     fetched and decoded ahead of its commit, up to a fifth of the short drain's decoding but a fiftieth of
-    the long one's (see `Drain`)."""
+    the long one's (see `Drain`). So is the ratio of CPU time per event, long drain to short."""
     small = count // 10
     servers = env["KAFKA_BOOTSTRAP_SERVERS"]
-    ratios, steady_ratios = [], []
+    ratios, steady_ratios, cpu_ratios = [], [], []
     for run in range(runs):
         drains = {}
         for events in (small, count):
@@ -194,14 +194,16 @@ async def scale_run(env: dict[str, str], count: int, runs: int) -> None:
             )
         ratios.append(drains[small].rate / drains[count].rate * count / small)
         steady_ratios.append(drains[small].steady_rate / drains[count].steady_rate * count / small)
+        cpu_ratios.append(drains[count].cpu_us_per_event / drains[small].cpu_us_per_event)
         print(
             f"scale run {run + 1}: time for {count:,} / time for {small:,}: {ratios[-1]:.1f}x"
-            f" (steady state {steady_ratios[-1]:.1f}x)"
+            f" (steady state {steady_ratios[-1]:.1f}x; CPU per event {cpu_ratios[-1]:.2f}x)"
         )
     runs_text = ", ".join(f"{ratio:.1f}" for ratio in ratios)
     print(
         f"time for {count:,} / time for {small:,}, median of {runs}: {statistics.median(ratios):.1f}x"
-        f" (runs: {runs_text}; target <= 11x); steady state {statistics.median(steady_ratios):.1f}x"
+        f" (runs: {runs_text}; target <= 11x); steady state {statistics.median(steady_ratios):.1f}x;"
+        f" CPU per event {statistics.median(cpu_ratios):.2f}x"
     )
 
 
