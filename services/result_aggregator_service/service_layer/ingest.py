@@ -70,9 +70,11 @@ class DecodedRecords:
     hinted: frozenset[UUID] | None = None  # the seen-event hints' answer, if asked already
 
 
-def decode_records(records: Sequence[RawRecord]) -> DecodedRecords:
+def decode_records(records: Sequence[RawRecord], held: Sequence[Decoded] = ()) -> DecodedRecords:
+    """`records` decoded; `events` start with `held` (decoded before), and an event either holds already
+    counts as a duplicate."""
     report = IngestReport()
-    events = _decode(records, report)
+    events = _decode(records, report, held)
     duplicates = Counter({topic: n for (topic, outcome), n in report.outcomes.items() if outcome == "duplicate"})
     return DecodedRecords(records, events, report.parked, duplicates)
 
@@ -82,16 +84,13 @@ def topped_up(decoding: DecodedRecords, arrived: Sequence[RawRecord]) -> Decoded
     micro-batch later. Not asked of the hints (a shortcut only); an event it holds already is a duplicate."""
     if not arrived:
         return decoding
-    more = decode_records(arrived)
-    events, duplicates = list(decoding.events), decoding.duplicates + more.duplicates
-    held = {envelope.event_id for _, envelope in events}
-    for record, envelope in more.events:
-        if envelope.event_id in held:
-            duplicates[record.topic] += 1
-        else:
-            events.append((record, envelope))
+    more = decode_records(arrived, held=decoding.events)
     return DecodedRecords(
-        [*decoding.records, *arrived], events, [*decoding.parked, *more.parked], duplicates, decoding.hinted
+        [*decoding.records, *arrived],
+        more.events,
+        [*decoding.parked, *more.parked],
+        decoding.duplicates + more.duplicates,
+        decoding.hinted,
     )
 
 
@@ -156,8 +155,8 @@ async def park_unprocessable(
     return report
 
 
-def _decode(records: Sequence[RawRecord], report: IngestReport) -> list[Decoded]:
-    decoded: dict[UUID, Decoded] = {}
+def _decode(records: Sequence[RawRecord], report: IngestReport, held: Sequence[Decoded] = ()) -> list[Decoded]:
+    decoded: dict[UUID, Decoded] = {envelope.event_id: (record, envelope) for record, envelope in held}
     for record in records:
         if record.unreadable is not None:
             _park(report, Parked(record, ParkReason.UNREADABLE, record.unreadable))
