@@ -207,12 +207,17 @@ FROM "{shadow}".batches s FULL JOIN "{live}".batches l USING (batch_id)
         text(
             f"""
 CREATE TEMPORARY TABLE swap_shadow_outbox ON COMMIT DROP AS
-SELECT id, convert_from(value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' AS batch_id FROM "{shadow}".outbox
+SELECT id, {_outbox_batch_id("value")} AS batch_id FROM "{shadow}".outbox
 """
         ),
         text("ALTER TABLE swap_shadow_outbox ADD PRIMARY KEY (id)"),
         text("ANALYZE swap_compared, swap_shadow_outbox"),
     ]
+
+
+def _outbox_batch_id(value: str) -> str:
+    """The batch an outbox row announces, from its `value` column (the event's JSON bytes)."""
+    return f"convert_from({value}, 'UTF8')::jsonb -> 'data' ->> 'batch_id'"
 
 
 def _carry_over_announcements(live: str, shadow: str) -> list[TextClause]:
@@ -250,7 +255,7 @@ WITH changed AS (
   INSERT INTO "{live}".outbox (event_id, topic, key, value, headers, created_at)
   SELECT o.event_id, o.topic, o.key, o.value, o.headers, o.created_at
   FROM "{shadow}".outbox o LEFT JOIN swap_shadow_outbox p USING (id)
-  WHERE CASE WHEN p.id IS NULL THEN convert_from(o.value, 'UTF8')::jsonb -> 'data' ->> 'batch_id' ELSE p.batch_id END
+  WHERE CASE WHEN p.id IS NULL THEN {_outbox_batch_id("o.value")} ELSE p.batch_id END
         IN (SELECT batch_id FROM changed)
   ORDER BY o.id
   ON CONFLICT (event_id) DO NOTHING
